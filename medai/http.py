@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import httpx2  # the OpenAI SDK's fork of httpx; same API, separate classes
 
 from medai.logging import redact
 
@@ -159,30 +160,35 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, moment.timestamp() - current)
 
 
-def request_id_of(response: httpx.Response) -> str | None:
+def request_id_of(response: Any) -> str | None:
     for header in ("request-id", "x-request-id", "x-trace-id", "cf-ray"):
         if header in response.headers:
             return response.headers[header]
     return None
 
 
-def _describe(request: httpx.Request) -> str:
+def _describe(request: Any) -> str:
     return redact(f"{request.method} {request.url.scheme}://{request.url.host}{request.url.path}")
 
 
-class ChokepointTransport(httpx.BaseTransport):
-    """Wraps a real transport with rate limiting, retries and redacted logging."""
+class _ChokepointLogic:
+    """Wraps a real transport with rate limiting, retries and redacted logging.
+
+    Written once and bound to both ``httpx`` and ``httpx2`` (the OpenAI SDK's fork) below.
+    """
+
+    httpx_module: Any = httpx
 
     def __init__(
         self,
         policy: HttpPolicy,
-        inner: httpx.BaseTransport | None = None,
+        inner: Any = None,
         *,
         proxy: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.policy = policy
-        self.inner = inner or httpx.HTTPTransport(proxy=proxy, retries=0)
+        self.inner = inner or self.httpx_module.HTTPTransport(proxy=proxy, retries=0)
         self.sleep = sleep
         self.bucket = rate_limiter(policy.rate_key, policy.rate, policy.burst) if policy.rate else None
 
@@ -190,8 +196,9 @@ class ChokepointTransport(httpx.BaseTransport):
         base = min(self.policy.backoff_max, self.policy.backoff_base * (2**attempt))
         return base * (0.5 + random.random() / 2)  # jitter
 
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
+    def handle_request(self, request: Any) -> Any:
         policy = self.policy
+        mod = self.httpx_module
         retriable_method = policy.retry_unsafe or request.method in {"GET", "HEAD", "OPTIONS", "PUT", "DELETE"}
         attempts = policy.retries + 1 if retriable_method else 1
         for attempt in range(attempts):
@@ -204,8 +211,10 @@ class ChokepointTransport(httpx.BaseTransport):
                 if attempt:
                     request.read()
                 response = self.inner.handle_request(request)
-            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                logger.warning("%s failed (%s), attempt %d/%d", _describe(request), type(exc).__name__, attempt + 1, attempts)
+            except (mod.TimeoutException, mod.NetworkError, mod.RemoteProtocolError) as exc:
+                logger.warning(
+                    "%s failed (%s), attempt %d/%d", _describe(request), type(exc).__name__, attempt + 1, attempts
+                )
                 if last:
                     raise
                 self.sleep(self._backoff(attempt))
@@ -235,28 +244,41 @@ class ChokepointTransport(httpx.BaseTransport):
         self.inner.close()
 
 
+class ChokepointTransport(_ChokepointLogic, httpx.BaseTransport):
+    httpx_module = httpx
+
+
+class ChokepointTransport2(_ChokepointLogic, httpx2.BaseTransport):
+    httpx_module = httpx2
+
+
 def build_client(
     *,
     policy: HttpPolicy | None = None,
     base_url: str = "",
     headers: Mapping[str, str] | None = None,
     proxy: str | None = None,
-    transport: httpx.BaseTransport | None = None,
+    transport: Any = None,
     follow_redirects: bool = True,
-) -> httpx.Client:
-    """An ``httpx.Client`` whose every request goes through the chokepoint."""
+    flavour: str = "httpx",
+) -> Any:
+    """An HTTP client whose every request goes through the chokepoint.
+
+    ``flavour="httpx2"`` builds an ``httpx2.Client`` for the OpenAI SDK (``http_client=``).
+    """
     policy = policy or HttpPolicy.default()
-    timeout = httpx.Timeout(policy.timeout, connect=policy.connect_timeout)
-    return httpx.Client(
+    mod, transport_class = (httpx2, ChokepointTransport2) if flavour == "httpx2" else (httpx, ChokepointTransport)
+    timeout = mod.Timeout(policy.timeout, connect=policy.connect_timeout)
+    return mod.Client(
         base_url=base_url,
         headers=dict(headers or {}),
         timeout=timeout,
-        transport=ChokepointTransport(policy, transport, proxy=proxy),
+        transport=transport_class(policy, transport, proxy=proxy),
         follow_redirects=follow_redirects,
     )
 
 
-def raise_for_status(response: httpx.Response, *, provider: str) -> httpx.Response:
+def raise_for_status(response: Any, *, provider: str) -> Any:
     """Classify a non-2xx response as temporary or permanent."""
     if response.is_success:
         return response
@@ -284,13 +306,11 @@ def classify_transport_error(exc: Exception, *, provider: str) -> HttpError:
     return TemporaryHttpError(f"{provider}: {type(exc).__name__}: {exc}")
 
 
-def request_json(
-    client: httpx.Client, method: str, url: str, *, provider: str, allow_empty: bool = False, **kwargs: Any
-) -> Any:
+def request_json(client: Any, method: str, url: str, *, provider: str, allow_empty: bool = False, **kwargs: Any) -> Any:
     """Send a request through ``client`` and return its decoded JSON body, or raise an HttpError."""
     try:
         response = client.request(method, url, **kwargs)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx2.HTTPError) as exc:
         raise classify_transport_error(exc, provider=provider) from exc
     raise_for_status(response, provider=provider)
     if response.status_code == 204 or (allow_empty and not response.content):

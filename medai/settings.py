@@ -54,7 +54,7 @@ DEBUG = _strict_bool("DEBUG", False)
 TESTING = _strict_bool("MEDAI_TESTING", False)
 
 # --- secrets: required unless DEBUG ------------------------------------------------------
-_DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789abcdefghijklmnop"
+_DEV_SECRET_KEY = "dev-only-insecure-secret-key-change-me-0123456789abcdefghijklmnop"  # noqa: S105 (DEBUG only)
 # A valid Fernet key used only with DEBUG on, so `make run` works with no configuration.
 _DEV_FIELD_KEY = "ZGV2LW9ubHktZmllbGQta2V5LWRvLW5vdC11c2UtISE="
 
@@ -77,9 +77,7 @@ else:
         if not value
     ]
     if _missing:
-        raise ImproperlyConfigured(
-            "DEBUG is off and these required settings are missing: " + ", ".join(_missing)
-        )
+        raise ImproperlyConfigured("DEBUG is off and these required settings are missing: " + ", ".join(_missing))
     if SECRET_KEY == _DEV_SECRET_KEY or _DEV_FIELD_KEY in FIELD_ENCRYPTION_KEYS:
         raise ImproperlyConfigured("The development SECRET_KEY/FIELD_ENCRYPTION_KEY must not be used with DEBUG off")
 
@@ -226,9 +224,7 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}
-    },
+    "APPEND_COMPONENTS": {"securitySchemes": {"ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}},
     "SECURITY": [{"ApiKeyAuth": []}, {"jwtAuth": []}],
 }
 

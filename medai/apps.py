@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MedaiConfig(AppConfig):
+    name = "medai"
+    verbose_name = "MedAI"

@@ -4,4 +4,10 @@ from django.utils.translation import gettext_lazy as _
 
 class AnalysisConfig(AppConfig):
     name = "analysis"
-    verbose_name = _("analysis")
+    verbose_name = _("Analysis")
+
+    def ready(self) -> None:
+        from analysis import services
+        from calls import pipeline
+
+        pipeline.register_step("analyse", services.step_analyse)

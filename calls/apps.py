@@ -4,4 +4,10 @@ from django.utils.translation import gettext_lazy as _
 
 class CallsConfig(AppConfig):
     name = "calls"
-    verbose_name = _("calls")
+    verbose_name = _("Calls")
+
+    def ready(self) -> None:
+        from calls import pipeline, services
+
+        pipeline.register_step("fetch_audio", services.step_fetch_audio)
+        pipeline.register_step("transcribe", services.step_transcribe)

@@ -4,4 +4,4 @@ from django.utils.translation import gettext_lazy as _
 
 class ClinicsConfig(AppConfig):
     name = "clinics"
-    verbose_name = _("clinics")
+    verbose_name = _("Clinics")

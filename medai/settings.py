@@ -151,6 +151,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
     _db.setdefault("TEST", {})["NAME"] = env.str("SQLITE_TEST_NAME", default=None)
+    if _db["NAME"] != ":memory:":
+        Path(_db["NAME"]).parent.mkdir(parents=True, exist_ok=True)
 elif _db["ENGINE"] in {"django.db.backends.postgresql", "django.db.backends.postgresql_psycopg2"}:
     _db["ENGINE"] = "django.db.backends.postgresql"
     _db["CONN_MAX_AGE"] = _strict_int("DB_CONN_MAX_AGE", 60)
@@ -322,3 +324,8 @@ LOGGING = {
         "django_q": {"level": env.str("Q_LOG_LEVEL", default="INFO")},
     },
 }
+
+if TESTING:
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    MEDIA_ROOT = Path(env.str("TEST_MEDIA_ROOT", default=str(BASE_DIR / "var" / "test-media")))
+    STORAGES["default"]["OPTIONS"]["location"] = str(MEDIA_ROOT)

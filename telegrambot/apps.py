@@ -4,4 +4,4 @@ from django.utils.translation import gettext_lazy as _
 
 class TelegramBotConfig(AppConfig):
     name = "telegrambot"
-    verbose_name = _("telegrambot")
+    verbose_name = _("Telegram bot")

@@ -220,3 +220,116 @@ class OutboxEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} · {self.clinic}"
+
+
+class QuotaPeriod(models.Model):
+    """Audio-minute usage of one clinic in one month or week (keyed by its first day, clinic time).
+
+    A new period is a new row, so a new week starts at zero without a reset job racing writers.
+    ``used + reserved <= limit + topped_up`` is kept by one conditional UPDATE (see clinics.quotas).
+    """
+
+    class Kind(models.TextChoices):
+        MONTH = "month", _("Month")
+        WEEK = "week", _("Week")
+
+    clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="quota_periods", verbose_name=_("clinic"))
+    kind = models.CharField(_("period"), max_length=8, choices=Kind)
+    start = models.DateField(_("starts"))
+    limit_seconds = models.PositiveBigIntegerField(_("limit, s"))
+    topped_up_seconds = models.PositiveBigIntegerField(_("top-ups, s"), default=0)
+    used_seconds = models.PositiveBigIntegerField(_("used, s"), default=0)
+    reserved_seconds = models.PositiveBigIntegerField(_("reserved, s"), default=0)
+    alerted_80 = models.BooleanField(default=False)
+    alerted_100 = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = _("quota period")
+        verbose_name_plural = _("quota periods")
+        ordering = ["clinic", "-start", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["clinic", "kind", "start"], name="quota_unique_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.clinic} {self.get_kind_display()} {self.start}"
+
+    @property
+    def available_seconds(self) -> int:
+        return max(0, self.limit_seconds + self.topped_up_seconds - self.used_seconds - self.reserved_seconds)
+
+    @property
+    def usage_share(self) -> float:
+        total = self.limit_seconds + self.topped_up_seconds
+        return (self.used_seconds + self.reserved_seconds) / total if total else 1.0
+
+
+class QuotaLedger(models.Model):
+    """Every change to a quota, with who/what caused it. Append-only."""
+
+    class Entry(models.TextChoices):
+        RESERVE = "reserve", _("Reserved")
+        SETTLE = "settle", _("Settled")
+        RELEASE = "release", _("Released")
+        TOP_UP = "top_up", _("Top-up")
+        RESET = "reset", _("Reset")
+        LIMIT = "limit", _("Limit changed")
+
+    period = models.ForeignKey(QuotaPeriod, on_delete=models.CASCADE, related_name="ledger", verbose_name=_("period"))
+    entry = models.CharField(_("entry"), max_length=10, choices=Entry)
+    seconds = models.BigIntegerField(_("seconds"), help_text=_("Signed change of the affected amount."))
+    call_id = models.BigIntegerField(_("call"), null=True, blank=True, db_index=True)
+    actor = models.CharField(_("by"), max_length=150, blank=True)
+    note = models.CharField(_("note"), max_length=300, blank=True)
+    created_at = models.DateTimeField(_("at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("quota ledger entry")
+        verbose_name_plural = _("quota ledger")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_entry_display()} {self.seconds:+d}s"
+
+
+class CrmConnection(models.Model):
+    """A clinic's amoCRM account: OAuth credentials (encrypted), sync cursor and conversion config."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for authorisation")
+        ACTIVE = "active", _("Connected")
+        BROKEN = "broken", _("Broken — reconnect")
+        DISABLED = "disabled", _("Disabled")
+
+    clinic = models.OneToOneField(Clinic, on_delete=models.CASCADE, related_name="crm", verbose_name=_("clinic"))
+    base_url = models.URLField(_("amoCRM address"), help_text=_("e.g. https://yourclinic.amocrm.ru"))
+    client_id = models.CharField(_("integration id"), max_length=100)
+    client_secret = EncryptedTextField(_("secret key"))
+    redirect_uri = models.URLField(_("redirect URL"), max_length=500)
+    access_token = EncryptedTextField(_("access token"), blank=True, default="")
+    refresh_token = EncryptedTextField(_("refresh token"), blank=True, default="")
+    expires_at = models.DateTimeField(_("token expires"), null=True, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=Status, default=Status.PENDING)
+    last_error = models.TextField(_("last error"), blank=True)
+    sync_cursor = models.DateTimeField(_("synced up to"), null=True, blank=True)
+    last_synced_at = models.DateTimeField(_("last sync"), null=True, blank=True)
+    conversion = models.JSONField(
+        _("conversion settings"),
+        default=dict,
+        blank=True,
+        help_text=_("Pipelines and their 'booked' statuses; detected automatically, editable here."),
+    )
+    source_field = models.CharField(_("traffic source field"), max_length=100, blank=True, default="Источник")
+    speed_field = models.CharField(
+        _("lead processing speed field"), max_length=100, blank=True, default="Скорость обработки"
+    )
+    write_back = models.BooleanField(_("post analysis notes to leads"), default=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("amoCRM connection")
+        verbose_name_plural = _("amoCRM connections")
+
+    def __str__(self) -> str:
+        return f"{self.clinic}: {self.base_url}"

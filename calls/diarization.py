@@ -57,14 +57,39 @@ class Utterance:
 
 
 @dataclass
-class _Open:
-    speaker: str
+class _Piece:
+    text: str
     start: float
     end: float
-    parts: list[str] = field(default_factory=list)
+    spoken: bool  # False for an audio-event marker
+
+
+@dataclass
+class _Open:
+    """An utterance being built: spoken words and event markers, with their times."""
+
+    speaker: str
+    pieces: list[_Piece] = field(default_factory=list)
+
+    @property
+    def start(self) -> float:
+        return min(p.start for p in self.pieces if p.spoken)
+
+    @property
+    def end(self) -> float:
+        return max(p.end for p in self.pieces if p.spoken)
+
+    def last_sentence_end(self) -> int | None:
+        """Index of the last spoken piece that ends a sentence, except the very last piece."""
+        for index in range(len(self.pieces) - 2, -1, -1):
+            piece = self.pieces[index]
+            if piece.spoken and _SENTENCE_END.search(piece.text):
+                return index
+        return None
 
     def close(self) -> Utterance:
-        return Utterance(self.speaker, round(self.start, 3), round(self.end, 3), " ".join(self.parts))
+        text = " ".join(p.text for p in self.pieces)
+        return Utterance(self.speaker, round(self.start, 3), round(self.end, 3), text)
 
 
 def _event_marker(text: str) -> str:
@@ -72,49 +97,62 @@ def _event_marker(text: str) -> str:
     return f"[{label}]" if label else ""
 
 
-def _starts_new(current: _Open, word: Word, speaker: str, max_pause: float, max_turn: float) -> bool:
-    if speaker != current.speaker or word.start - current.end > max_pause:
-        return True
-    length = word.end - current.start
-    # A long monologue is cut at a sentence end once past max_turn, or hard at 1.5 × max_turn.
-    return length > max_turn * 1.5 or (
-        current.end - current.start >= max_turn and bool(_SENTENCE_END.search(current.parts[-1]))
-    )
+def _ends_sentence(current: _Open) -> bool:
+    spoken = [p for p in current.pieces if p.spoken]
+    return bool(spoken) and bool(_SENTENCE_END.search(spoken[-1].text))
 
 
-def build_utterances(
-    words: Iterable[Word], *, max_pause: float = 1.5, max_turn_seconds: float = 30
-) -> list[Utterance]:
+def _split_long(current: _Open, word: Word, max_turn: float) -> tuple[_Open | None, _Open]:
+    """Cut a monologue: after max_turn at the next sentence end; past 1.5 × max_turn at the last
+    sentence end so far (carrying the rest over), or right here if no sentence has ended."""
+    if current.end - current.start >= max_turn and _ends_sentence(current):
+        return current, _Open(current.speaker)
+    if word.end - current.start <= max_turn * 1.5:
+        return None, current
+    cut = current.last_sentence_end()
+    if cut is None:
+        return current, _Open(current.speaker)
+    head = _Open(current.speaker, current.pieces[: cut + 1])
+    return head, _Open(current.speaker, current.pieces[cut + 1 :])
+
+
+def build_utterances(words: Iterable[Word], *, max_pause: float = 1.5, max_turn_seconds: float = 30) -> list[Utterance]:
     """Group timed words into utterances (see the module docstring for the rules).
 
-    Words without a speaker are attributed to :data:`UNKNOWN_SPEAKER`. Events before the first
-    word are prepended to the first utterance, events after the last appended to it; a transcript
-    with no spoken words yields no utterances.
+    Words without a speaker are attributed to :data:`UNKNOWN_SPEAKER`. An event attributed to a
+    different speaker than the one talking, or after a long pause, leads the next utterance; a
+    transcript with no spoken words yields no utterances.
     """
     utterances: list[Utterance] = []
     current: _Open | None = None
-    pending: list[str] = []
+    pending: list[_Piece] = []
     for word in sorted(words, key=lambda w: (w.start, w.end)):
         if word.kind == "audio_event":
             marker = _event_marker(word.text)
             if not marker:
                 continue
-            if current is not None and word.start - current.end <= max_pause:
-                current.parts.append(marker)
+            piece = _Piece(marker, word.start, word.end, spoken=False)
+            same_voice = word.speaker is None or current is None or word.speaker == current.speaker
+            if current is not None and same_voice and word.start - current.end <= max_pause:
+                current.pieces.append(piece)
             else:
-                pending.append(marker)
+                pending.append(piece)
             continue
         speaker = word.speaker or UNKNOWN_SPEAKER
-        if current is not None and _starts_new(current, word, speaker, max_pause, max_turn_seconds):
+        if current is not None and (speaker != current.speaker or word.start - current.end > max_pause):
             utterances.append(current.close())
             current = None
+        if current is not None:
+            finished, current = _split_long(current, word, max_turn_seconds)
+            if finished is not None:
+                utterances.append(finished.close())
         if current is None:
-            current = _Open(speaker, word.start, word.end, [*pending])
-            pending = []
-        current.parts.append(word.text)
-        current.end = max(current.end, word.end)
+            current = _Open(speaker)
+        current.pieces.extend(pending)
+        pending = []
+        current.pieces.append(_Piece(word.text, word.start, word.end, spoken=True))
     if current is not None:  # None only when nothing was said: events alone make no utterance
-        current.parts.extend(pending)
+        current.pieces.extend(pending)
         utterances.append(current.close())
     return utterances
 
@@ -314,9 +352,7 @@ def _score_speaker(
         ev.add("admin", 2, "introduces themself with a known administrator's name")
 
 
-def _collect(
-    utterances: Sequence[Utterance], clinic_name: str, admin_names: Sequence[str]
-) -> dict[str, _Evidence]:
+def _collect(utterances: Sequence[Utterance], clinic_name: str, admin_names: Sequence[str]) -> dict[str, _Evidence]:
     """Evidence per speaker. Announcement utterances count towards "recording" and nothing else,
     so an IVR saying "Вы позвонили в клинику Улыбка" does not make its speaker the administrator."""
     clinic, name_stems = _clinic_stems(clinic_name), _name_stems(admin_names)
@@ -363,7 +399,9 @@ def _apply_questions(a: _Evidence, b: _Evidence) -> None:
         min(a.questions, b.questions), 1
     ):
         asker = a if a.questions > b.questions else b
-        asker.add("admin", 1, f"asks more questions ({max(a.questions, b.questions)} vs {min(a.questions, b.questions)})")
+        asker.add(
+            "admin", 1, f"asks more questions ({max(a.questions, b.questions)} vs {min(a.questions, b.questions)})"
+        )
 
 
 def _explain(speaker: str, role: Role, ev: _Evidence, note: str = "") -> str:

@@ -377,3 +377,30 @@ def calls_reprocess_range(
         queryset = queryset.filter(stage__in=stages)
     return pipeline.reprocess_queryset(queryset, from_step=from_step, user_label=user_label)
 
+
+
+def calls_resume_quota_skipped(*, clinic_ids: list[int] | None = None) -> int:
+    """Re-queue calls waiting in skipped(quota) as far as each clinic's free minutes reach.
+
+    Runs with the sweeper every minute, so a top-up, a raised limit or a new week/month resumes
+    the waiting calls without anyone pressing a button.
+    """
+    from clinics.quotas import quota_available_seconds
+
+    waiting = Call.objects.filter(stage="skipped", skip_reason=SkipReason.QUOTA)
+    if clinic_ids is not None:
+        waiting = waiting.filter(clinic_id__in=clinic_ids)
+    resumed = 0
+    for clinic in Clinic.objects.filter(pk__in=waiting.values("clinic_id").distinct(), is_active=True):
+        budget = quota_available_seconds(clinic)
+        chosen = []
+        for call_id, seconds in waiting.filter(clinic=clinic).order_by("started_at").values_list("pk", "duration_seconds"):
+            if max(1, seconds) > budget:
+                break
+            budget -= max(1, seconds)
+            chosen.append(call_id)
+        if chosen:
+            resumed += pipeline.reprocess_queryset(
+                Call.objects.filter(pk__in=chosen), from_step="transcribe", user_label="quota available"
+            )
+    return resumed

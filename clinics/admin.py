@@ -1,9 +1,45 @@
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from clinics import services
-from clinics.models import Administrator, ApiKey, Clinic, OutboxEvent, WorkSchedule
+from clinics import quotas, services
+from clinics.models import (
+    Administrator,
+    ApiKey,
+    Clinic,
+    CrmConnection,
+    OutboxEvent,
+    QuotaLedger,
+    QuotaPeriod,
+    WorkSchedule,
+)
 from medai.admin import ClinicScopedAdmin
+
+
+class QuotaActionForm(forms.Form):
+    ACTIONS = [("top_up", _("Top up minutes")), ("reset", _("Reset the period's usage")), ("limits", _("Set limits"))]
+    action = forms.ChoiceField(label=_("action"), choices=ACTIONS)
+    period = forms.ChoiceField(label=_("period"), choices=QuotaPeriod.Kind.choices, required=False)
+    minutes = forms.IntegerField(label=_("minutes to add"), min_value=1, required=False)
+    monthly_minutes = forms.IntegerField(label=_("monthly limit, min"), min_value=0, required=False)
+    weekly_minutes = forms.IntegerField(label=_("weekly limit, min"), min_value=0, required=False)
+    note = forms.CharField(label=_("note"), max_length=300, required=False)
+
+    def clean(self):
+        data = super().clean()
+        action = data.get("action")
+        if action in ("top_up", "reset") and not data.get("period"):
+            self.add_error("period", _("Choose the period."))
+        if action == "top_up" and not data.get("minutes"):
+            self.add_error("minutes", _("How many minutes?"))
+        if action == "limits" and data.get("monthly_minutes") is None and data.get("weekly_minutes") is None:
+            self.add_error("monthly_minutes", _("Give at least one limit."))
+        return data
 
 
 @admin.register(Clinic)
@@ -14,16 +50,76 @@ class ClinicAdmin(ClinicScopedAdmin):
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     filter_horizontal = ["members"]
+    readonly_fields = ["quota_usage"]
     fieldsets = [
         (None, {"fields": ["name", "slug", "time_zone", "is_active", "members"]}),
         (_("Transcription"), {"fields": ["transcription_provider", "language", "num_speakers", "min_billable_seconds", "proxy_url"]}),
-        (_("Limits"), {"fields": ["monthly_limit_minutes", "weekly_limit_minutes"]}),
+        (_("Limits"), {"fields": ["monthly_limit_minutes", "weekly_limit_minutes", "quota_usage"]}),
     ]
 
     def get_queryset(self, request):
         queryset = admin.ModelAdmin.get_queryset(self, request)
         ids = self._clinic_ids(request)
         return queryset if ids is None else queryset.filter(pk__in=ids)
+
+    def save_model(self, request, obj, form, change):
+        limit_fields = {"monthly_limit_minutes", "weekly_limit_minutes"} & set(form.changed_data)
+        super().save_model(request, obj, form, change)
+        if change and limit_fields:
+            # Through the service so the current periods follow and the ledger records it.
+            quotas.quota_set_limits(
+                clinic=obj,
+                monthly_minutes=obj.monthly_limit_minutes,
+                weekly_minutes=obj.weekly_limit_minutes,
+                actor=request.user.get_username(),
+            )
+
+    @admin.display(description=_("usage now"))
+    def quota_usage(self, clinic):
+        if not clinic.pk:
+            return "—"
+        usage = quotas.quota_usage(clinic)
+        url = reverse("admin:clinics_clinic_quota", args=[clinic.pk])
+        return format_html(
+            "{}: {} / {} {} ({}%) · {}: {} / {} {} ({}%) · <a href=\"{}\">{}</a>",
+            _("month"), usage["month"]["used_minutes"], usage["month"]["limit_minutes"] + usage["month"]["topped_up_minutes"], _("min"), usage["month"]["usage_pct"],
+            _("week"), usage["week"]["used_minutes"], usage["week"]["limit_minutes"] + usage["week"]["topped_up_minutes"], _("min"), usage["week"]["usage_pct"],
+            url, _("top up, reset, limits…"),
+        )
+
+    def get_urls(self):
+        return [
+            path("<int:clinic_id>/quota/", self.admin_site.admin_view(self.quota_view), name="clinics_clinic_quota"),
+            *super().get_urls(),
+        ]
+
+    def quota_view(self, request, clinic_id: int):
+        clinic = get_object_or_404(self.get_queryset(request), pk=clinic_id)
+        if not self.has_change_permission(request, clinic):
+            raise PermissionDenied
+        form = QuotaActionForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            data, actor = form.cleaned_data, request.user.get_username()
+            if data["action"] == "top_up":
+                quotas.quota_top_up(clinic=clinic, kind=data["period"], minutes=data["minutes"], actor=actor, note=data["note"])
+            elif data["action"] == "reset":
+                quotas.quota_reset(clinic=clinic, kind=data["period"], actor=actor, note=data["note"])
+            else:
+                quotas.quota_set_limits(
+                    clinic=clinic, monthly_minutes=data["monthly_minutes"], weekly_minutes=data["weekly_minutes"], actor=actor
+                )
+            self.message_user(request, _("Done. Calls waiting for minutes resume within a minute."))
+            return redirect("admin:clinics_clinic_quota", clinic_id=clinic.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Minutes of %(clinic)s") % {"clinic": clinic.name},
+            "clinic": clinic,
+            "usage": quotas.quota_usage(clinic),
+            "ledger": QuotaLedger.objects.filter(period__clinic=clinic).select_related("period")[:50],
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/clinics/quota.html", context)
 
 
 class ShiftInline(admin.TabularInline):
@@ -81,3 +177,50 @@ class OutboxEventAdmin(ClinicScopedAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class QuotaLedgerInline(admin.TabularInline):
+    model = QuotaLedger
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "entry", "seconds", "call_id", "actor", "note"]
+    readonly_fields = fields
+    ordering = ["-created_at", "-id"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(QuotaPeriod)
+class QuotaPeriodAdmin(ClinicScopedAdmin):
+    list_display = ["clinic", "kind", "start", "limit_minutes", "used_minutes", "reserved_minutes", "topped_up_minutes"]
+    list_filter = ["kind", "clinic"]
+    inlines = [QuotaLedgerInline]
+    readonly_fields = [f.name for f in QuotaPeriod._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description=_("limit, min"))
+    def limit_minutes(self, period):
+        return round(period.limit_seconds / 60, 1)
+
+    @admin.display(description=_("used, min"))
+    def used_minutes(self, period):
+        return round(period.used_seconds / 60, 1)
+
+    @admin.display(description=_("reserved, min"))
+    def reserved_minutes(self, period):
+        return round(period.reserved_seconds / 60, 1)
+
+    @admin.display(description=_("top-ups, min"))
+    def topped_up_minutes(self, period):
+        return round(period.topped_up_seconds / 60, 1)
+
+
+@admin.register(CrmConnection)
+class CrmConnectionAdmin(ClinicScopedAdmin):
+    list_display = ["clinic", "base_url", "status", "last_synced_at", "sync_cursor"]
+    list_filter = ["status"]
+    readonly_fields = ["status", "last_error", "expires_at", "sync_cursor", "last_synced_at", "created_at", "updated_at"]
+    exclude = ["access_token", "refresh_token"]

@@ -63,12 +63,27 @@ def _mutagen_length(*classes: type) -> Callable[[bytes], float]:
                 continue
             if getattr(info, "sketchy", False):
                 raise InvalidAudio("the file is corrupt: no run of valid MPEG audio frames found")
-            if cls is MP4 and not getattr(info, "codec", "") and not getattr(info, "channels", 0):
-                raise InvalidAudio("the MP4 file has no audio track")  # mutagen fell back to the movie length
             return float(info.length or 0.0)
         raise InvalidAudio(f"the file is corrupt or cannot be decoded ({errors[0] if errors else 'unknown error'})")
 
     return read
+
+
+def _mp4_length(data: bytes) -> float:
+    """MP4/M4A duration of the sound track; a video-only file is refused.
+
+    mutagen falls back to the movie's length when there is no sound track, so the handler types
+    are checked here first: an ``hdlr`` box holds version/flags, 4 reserved bytes, then the type.
+    """
+    position = data.find(b"hdlr")
+    while position != -1:
+        if data[position + 12 : position + 16] == b"soun":
+            return _read_mp4(data)
+        position = data.find(b"hdlr", position + 4)
+    raise InvalidAudio("the MP4 file has no audio track")
+
+
+_read_mp4 = _mutagen_length(MP4)
 
 
 def _wav_length(data: bytes) -> float:
@@ -133,13 +148,15 @@ def _vint(data: bytes, pos: int, *, keep_marker: bool) -> tuple[int, int, bool]:
 
 
 def _matroska_length(data: bytes) -> float:
-    """Duration of a WebM/Matroska file from Segment/Info/Duration, else from the last block.
+    """Duration of a WebM/Matroska file from Segment/Info/Duration, else from the last block
+    (also when the file is cut short).
 
     Walks the element tree flat (masters are entered, leaves skipped), which also copes with the
     unknown-size Segment and Cluster elements that browsers' MediaRecorder writes; such recordings
     usually carry no Duration, so the last block's timestamp is the fallback.
     """
     scale, duration, cluster_time, last_block, has_audio, saw_segment = 1_000_000, None, 0, 0, False, False
+    blocks, truncated = 0, False
     pos = 0
     try:
         while pos < len(data):
@@ -149,7 +166,8 @@ def _matroska_length(data: bytes) -> float:
                 saw_segment = saw_segment or element == _SEGMENT
                 continue
             if unknown or pos + size > len(data):
-                break  # truncated: use what was read so far
+                truncated = True  # cut short: measure what arrived, not what the header promised
+                break
             payload = data[pos : pos + size]
             pos += size
             if element == _TIMECODE_SCALE:
@@ -164,13 +182,16 @@ def _matroska_length(data: bytes) -> float:
                 _, offset, _ = _vint(payload, 0, keep_marker=False)  # track number
                 relative = struct.unpack(">h", payload[offset : offset + 2])[0]
                 last_block = max(last_block, cluster_time + relative)
+                blocks += 1
     except (ValueError, IndexError, struct.error) as exc:
         raise InvalidAudio("the WebM/Matroska file is corrupt") from exc
     if not saw_segment:
         raise InvalidAudio("the WebM/Matroska file is corrupt: no segment")
     if not has_audio:
         raise InvalidAudio("the WebM/Matroska file has no audio track")
-    ticks = duration if duration is not None and duration > 0 else last_block
+    if not blocks:
+        raise InvalidAudio("the WebM/Matroska file is corrupt: no audio data")
+    ticks = duration if duration is not None and duration > 0 and not truncated else last_block
     return float(ticks) * scale / 1e9
 
 
@@ -180,8 +201,8 @@ _FORMATS: dict[str, tuple[str, str, Callable[[bytes], float]]] = {
     "audio/x-wav": ("audio/wav", "wav", _wav_length),
     "audio/ogg": ("audio/ogg", "ogg", _mutagen_length(OggOpus, OggVorbis, OggFLAC, OggSpeex)),
     "audio/x-flac": ("audio/flac", "flac", _mutagen_length(FLAC)),
-    "audio/mp4": ("audio/mp4", "m4a", _mutagen_length(MP4)),
-    "video/mp4": ("audio/mp4", "m4a", _mutagen_length(MP4)),  # M4A often declares generic MP4 brands
+    "audio/mp4": ("audio/mp4", "m4a", _mp4_length),
+    "video/mp4": ("audio/mp4", "m4a", _mp4_length),  # M4A often declares generic MP4 brands
     "video/webm": ("audio/webm", "webm", _matroska_length),
     "video/x-matroska": ("audio/x-matroska", "mka", _matroska_length),
 }
@@ -229,9 +250,13 @@ def probe_audio(
     if not duration > 0:
         raise InvalidAudio("the recording has zero duration")
     if duration > max_seconds:
-        raise InvalidAudio(f"the recording is too long: {duration / 60:.1f} min, the limit is {max_seconds / 60:.0f} min")
+        raise InvalidAudio(
+            f"the recording is too long: {duration / 60:.1f} min, the limit is {max_seconds / 60:.0f} min"
+        )
     suffix = filename.lower().rsplit(".", 1)[-1] if "." in filename else ""
-    if (mime == "audio/mp4" and suffix in {"mp4", "m4a"}) or (kind.mime == "video/x-matroska" and suffix in {"mkv", "mka"}):
+    if (mime == "audio/mp4" and suffix in {"mp4", "m4a"}) or (
+        kind.mime == "video/x-matroska" and suffix in {"mkv", "mka"}
+    ):
         extension = suffix
     return AudioInfo(mime=mime, extension=extension, duration_seconds=round(duration, 3), size_bytes=size)
 

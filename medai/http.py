@@ -94,6 +94,7 @@ class HttpPolicy:
             "timeout": settings.HTTP_TIMEOUT,
             "retries": settings.HTTP_RETRIES,
             "max_retry_after": settings.HTTP_MAX_RETRY_AFTER,
+            "backoff_base": settings.HTTP_BACKOFF_BASE,
         }
         values.update(overrides)
         return cls(**values)
@@ -185,11 +186,12 @@ class _ChokepointLogic:
         inner: Any = None,
         *,
         proxy: str | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.policy = policy
         self.inner = inner or self.httpx_module.HTTPTransport(proxy=proxy, retries=0)
-        self.sleep = sleep
+        # Looked up at call time so tests can patch ``medai.http.time.sleep``.
+        self.sleep = sleep or (lambda seconds: time.sleep(seconds))
         self.bucket = rate_limiter(policy.rate_key, policy.rate, policy.burst) if policy.rate else None
 
     def _backoff(self, attempt: int) -> float:

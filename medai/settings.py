@@ -264,6 +264,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 HTTP_TIMEOUT = _strict_float("HTTP_TIMEOUT", 30.0, minimum=0.1)
 HTTP_RETRIES = _strict_int("HTTP_RETRIES", 3)
 HTTP_MAX_RETRY_AFTER = _strict_float("HTTP_MAX_RETRY_AFTER", 30.0)
+HTTP_BACKOFF_BASE = _strict_float("HTTP_BACKOFF_BASE", 0.5)
 
 # --- pipeline ------------------------------------------------------------------------------
 PIPELINE_MAX_ATTEMPTS = _strict_int("PIPELINE_MAX_ATTEMPTS", 5, minimum=1)

@@ -12,6 +12,7 @@ api_patterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include("calls.api.urls")),
+    path("", include("clinics.api.urls")),
 ]
 
 urlpatterns = [

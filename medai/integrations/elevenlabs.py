@@ -55,7 +55,10 @@ class ElevenLabsTranscriber:
         self.tag_audio_events = tag_audio_events
         self._owns_client = http_client is None
         self._http = http_client or build_client(policy=policy, proxy=proxy)
-        self._sdk = ElevenLabs(api_key=api_key, base_url=base_url.rstrip("/"), httpx_client=self._http)
+        # The SDK sends its own per-request timeout (240 s unless told), overriding the client's.
+        self._sdk = ElevenLabs(
+            api_key=api_key, base_url=base_url.rstrip("/"), httpx_client=self._http, timeout=self._http.timeout.read
+        )
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> ElevenLabsTranscriber:

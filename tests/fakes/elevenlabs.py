@@ -91,7 +91,9 @@ class FakeElevenLabs(FakeServer):
                 if words:  # the API puts a spacing entry between any two tokens, spanning the gap
                     words.append(self._entry(" ", words[-1]["end"], clock, "spacing", speaker if diarize else None))
                 end = round(clock + _token_seconds(token), 3)
-                words.append(self._entry(token, clock, end, "audio_event" if is_event else "word", speaker if diarize else None))
+                words.append(
+                    self._entry(token, clock, end, "audio_event" if is_event else "word", speaker if diarize else None)
+                )
                 clock = end
         spoken = " ".join(
             token for _, line in self.script for token in line.split() if tag_events or not token.startswith("(")

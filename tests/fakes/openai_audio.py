@@ -37,7 +37,9 @@ def multipart_fields(request: FakeRequest) -> dict[str, list[str]]:
     return fields
 
 
-def openai_error(status: int, message: str, *, kind: str, code: str | None = None, param: str | None = None) -> Response:
+def openai_error(
+    status: int, message: str, *, kind: str, code: str | None = None, param: str | None = None
+) -> Response:
     return Response(status, {"error": {"message": message, "type": kind, "param": param, "code": code}})
 
 

@@ -20,6 +20,7 @@ from medai.integrations.amocrm import (
     parse_processing_speed,
 )
 from medai.integrations.amocrm.client import EVENTS_PAGE, ID_BATCH
+from medai.integrations.amocrm.transport import normalize_base_url
 from tests.fakes.amocrm import FakeAmoCRM
 
 FAST = 10_000  # requests/s for tests that are not about the rate limit
@@ -56,7 +57,7 @@ def test_exchange_code_then_refresh_rotates_the_refresh_token(fake):
         first = oauth.exchange_code(fake.issue_code())
         assert first.expires_at.tzinfo is not None
         assert timedelta(hours=23) < first.expires_at - datetime.now(UTC) <= timedelta(hours=24)
-        assert "refresh" not in repr(first).lower().replace("tokenset", "")  # tokens stay out of logs
+        assert first.access_token not in repr(first) and first.refresh_token not in repr(first)  # not in logs
 
         second = oauth.refresh(first.refresh_token)
         assert second.refresh_token != first.refresh_token
@@ -281,15 +282,16 @@ def test_429_beyond_the_retries_is_temporary(fake):
 
 
 def test_invalid_token_is_unauthorized_then_refresh_and_retry_once(fake):
-    tokens = oauth_for(fake).exchange_code(fake.issue_code())
-    fake.revoke_access_tokens()
-    with AmoClient(fake.url, tokens.access_token, rate_per_second=FAST) as amo:
-        with pytest.raises(AmoUnauthorized) as unauthorized:
-            amo.account()
-        assert unauthorized.value.status == 401
-        assert tokens.access_token not in str(unauthorized.value)
-        amo.set_access_token(oauth_for(fake).refresh(tokens.refresh_token).access_token)
-        assert amo.account().id == fake.account["id"]
+    with oauth_for(fake) as oauth:
+        tokens = oauth.exchange_code(fake.issue_code())
+        fake.revoke_access_tokens()
+        with AmoClient(fake.url, tokens.access_token, rate_per_second=FAST) as amo:
+            with pytest.raises(AmoUnauthorized) as unauthorized:
+                amo.account()
+            assert unauthorized.value.status == 401
+            assert tokens.access_token not in str(unauthorized.value)
+            amo.set_access_token(oauth.refresh(tokens.refresh_token).access_token)
+            assert amo.account().id == fake.account["id"]
     assert fake.requests_to("GET", "/api/v4/account")[0].headers["authorization"] == f"Bearer {tokens.access_token}"
 
 
@@ -324,6 +326,26 @@ def test_fake_enforces_the_limit_when_the_client_does_not(fake):
             for _ in range(10)
         ]
     assert statuses.count(429) >= 1 and fake.rate_limited >= 1
+
+
+@pytest.mark.parametrize(
+    ("given", "base_url"),
+    [
+        ("clinic", "https://clinic.amocrm.ru"),
+        ("Clinic", "https://clinic.amocrm.ru"),
+        ("clinic.kommo.com", "https://clinic.kommo.com"),
+        ("https://clinic.amocrm.ru/", "https://clinic.amocrm.ru"),
+        ("https://clinic.amocrm.ru/api/v4", "https://clinic.amocrm.ru"),
+    ],
+)
+def test_base_url_from_subdomain_or_url(given, base_url):
+    assert normalize_base_url(given) == base_url
+
+
+@pytest.mark.parametrize("given", ["", "bad subdomain", "ftp://clinic.amocrm.ru"])
+def test_bad_base_url_is_refused(given):
+    with pytest.raises(ValueError):
+        normalize_base_url(given)
 
 
 # -- helpers -------------------------------------------------------------------------------------

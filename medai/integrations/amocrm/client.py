@@ -98,7 +98,8 @@ class AmoClient:
     def _embedded(payload: Any, path: str, key: str) -> list[dict[str, Any]]:
         if not isinstance(payload, dict):
             raise ProviderResponseError(f"{PROVIDER}: {path} answered {type(payload).__name__}, not an object")
-        items = (payload.get("_embedded") or {}).get(key)
+        embedded = payload.get("_embedded")
+        items = embedded.get(key) if isinstance(embedded, dict) else None
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise ProviderResponseError(f"{PROVIDER}: {path} answered without _embedded.{key}")
         return items

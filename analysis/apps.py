@@ -7,7 +7,7 @@ class AnalysisConfig(AppConfig):
     verbose_name = _("Analysis")
 
     def ready(self) -> None:
-        from analysis import services
+        from analysis import checks, services  # noqa: F401 (checks registers itself)
         from calls import pipeline
 
         pipeline.register_step("analyse", services.step_analyse)

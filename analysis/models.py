@@ -205,7 +205,7 @@ class Analysis(models.Model):
     metrics = models.JSONField(_("conversation metrics"), default=dict, blank=True)
     prompt_tokens = models.PositiveIntegerField(_("prompt tokens"), default=0)
     completion_tokens = models.PositiveIntegerField(_("completion tokens"), default=0)
-    cost = models.DecimalField(_("cost, USD"), max_digits=10, decimal_places=4, default=0)
+    cost = models.DecimalField(_("cost, USD"), max_digits=12, decimal_places=6, default=0)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -233,8 +233,8 @@ class PeriodSummary(models.Model):
     """
 
     class Kind(models.TextChoices):
-        WEEK = "week", _("Week")
-        MONTH = "month", _("Month")
+        WEEK = "week", _("Weekly")
+        MONTH = "month", _("Monthly")
 
     class Source(models.TextChoices):
         LLM = "llm", _("LLM")
@@ -262,7 +262,7 @@ class PeriodSummary(models.Model):
     engine_model = models.CharField(_("model"), max_length=64, blank=True)
     prompt_tokens = models.PositiveIntegerField(_("prompt tokens"), default=0)
     completion_tokens = models.PositiveIntegerField(_("completion tokens"), default=0)
-    cost = models.DecimalField(_("cost, USD"), max_digits=10, decimal_places=4, default=0)
+    cost = models.DecimalField(_("cost, USD"), max_digits=12, decimal_places=6, default=0)
     generated_at = models.DateTimeField(_("generated"), auto_now=True)
 
     class Meta:

@@ -3,9 +3,9 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from calls import pipeline, services
+from calls import pipeline, selectors, services
 from calls.models import Call, CallEvent, Recording, Transcript
-from medai.admin import ClinicScopedAdmin
+from medai.admin import ClinicScopedAdmin, ClinicScopedInline
 from medai.signing import signed_url
 
 
@@ -29,7 +29,7 @@ def render_dialogue(transcript: Transcript | None) -> str:
     )
 
 
-class CallEventInline(admin.TabularInline):
+class CallEventInline(ClinicScopedInline, admin.TabularInline):
     model = CallEvent
     extra = 0
     can_delete = False
@@ -106,6 +106,12 @@ class CallAdmin(ClinicScopedAdmin):
         (_("Analysis"), {"fields": ["analysis_summary"]}),
         (_("Pipeline"), {"fields": ["stage", "skip_reason", "failed_stage", "last_error", "attempts", "retry_at", "ingested_at", "audio_fetched_at", "transcribed_at", "analysed_at", "synced_at", "done_at"]}),
     ]
+
+    def get_search_results(self, request, queryset, search_term):
+        # Transcript full-text (Russian word forms on PostgreSQL), phone in any format, administrator.
+        if not search_term.strip():
+            return queryset, False
+        return selectors.call_search(queryset, search_term), False
 
     @admin.display(description=_("stage"), ordering="stage")
     def stage_badge(self, call):

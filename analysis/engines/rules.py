@@ -1,137 +1,30 @@
 """The offline rule engine: phrase rules per criterion over the diarized transcript.
 
-It is the free baseline: good at "was it said at all" (greeting, price, address, documents,
-booking), rough at judgement (tone, expertise). Phrases are written as stems with ``*`` for any
-ending, which tolerates Russian inflection ("запис*" matches запишу, записать, записались).
+It is the free baseline, used when no LLM is configured: good at "was it said at all" (greeting,
+name, price, address, documents, booking), rough at judgement (tone, expertise). Every scorecard
+criterion is scored by its ``rule_phrases`` when the clinic wrote some (10 if the administrator said
+one of them, else 0), else by the built-in rule for its key; a criterion with neither is left "not
+assessed" (excluded from the overall score, not scored 0).
+
+Booking is read as a sequence of events, the last one wins: the administrator confirms a booking or a
+move ("записала", "переношу"), the patient accepts an offered time ("давайте в 17:30"), the patient
+confirms a visit ("в силе"), or the visit is cancelled ("не приду", "запись отменяю").
 """
 
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 
-from analysis.criteria import OBJECTIONS, criteria_for
-from analysis.engines import AnalysisInput, AnalysisOutput, CriterionResult, Objection, Turn
+from analysis.catalogue import CALL_TYPE_LABELS_RU, CRM_STATUS_BY_DISPOSITION, OBJECTIONS, RECOMMENDATIONS
+from analysis.engines import AnalysisInput, AnalysisOutput, CriterionResult, CriterionSpec, Objection, Turn
+from analysis.engines import phrases as P
+from analysis.engines.phrases import count_matches, matches, normalise
 from analysis.models import CallType
 
-
-def normalise(text: str) -> str:
-    text = text.lower().replace("ё", "е")
-    return re.sub(r"[^\w\s₽%]", " ", text)
+ADMIN, PATIENT = "administrator", "patient"
 
 
-@lru_cache(maxsize=512)
-def _compile(phrase: str) -> re.Pattern[str]:
-    parts = []
-    for word in phrase.split():
-        if word.endswith("*"):
-            parts.append(re.escape(word[:-1]) + r"\w*")
-        else:
-            parts.append(re.escape(word) + r"\b")
-    return re.compile(r"\b" + r"\s+(?:\w+\s+){0,2}?".join(parts))
-
-
-def matches(text: str, phrases: tuple[str, ...] | list[str]) -> list[str]:
-    """The phrases found in ``text`` (already normalised)."""
-    return [p for p in phrases if _compile(p).search(text)]
-
-
-GREETING = ("здравствуйте", "добрый день", "добрый вечер", "доброе утро", "приветствую", "алло здравствуйте")
-OWN_NAME = ("меня зовут", "администратор *", "это анна", "это ольга", "это марина", "на связи")
-CLINIC_WORDS = ("клиник*", "стоматологи*", "центр*")
-ASK_NAME = ("как вас зовут", "как к вам обращаться", "ваше имя", "как я могу к вам обращаться", "подскажите имя", "ваши фамили*")
-NEEDS = (
-    "что вас беспоко*",
-    "что беспоко*",
-    "что случил*",
-    "какая проблем*",
-    "болит",
-    "с какой целью",
-    "какой зуб",
-    "как давно",
-    "что именно",
-    "что бы вы хотели",
-    "какая услуг*",
-    "были ли",
-    "есть ли",
-    "чем могу помочь",
-    "по какому вопросу",
-)
-SERVICE = ("консультаци*", "лечени*", "гигиен*", "имплант*", "брекет*", "отбеливани*", "чистк*", "пломб*", "снимок", "диагностик*", "протезир*", "удалени*", "коронк*", "элайнер*")
-CLINIC_PRESENT = ("наша клиника", "у нас *", "современн*", "оборудовани*", "гаранти*", "лицензи*", "опыт*", "собственн*", "микроскоп*", "без боли", "безболезн*")
-DOCTOR = ("врач*", "доктор*", "имплантолог*", "ортодонт*", "терапевт*", "хирург*")
-OFFER = (
-    "записать вас",
-    "запишем вас",
-    "давайте запиш*",
-    "давайте я вас запиш*",
-    "могу предложить",
-    "есть окно",
-    "есть время",
-    "свободное время",
-    "удобно подойти",
-    "удобно прийти",
-    "когда вам удобно",
-    "в какое время",
-    "на какой день",
-    "хотите записаться",
-    "запись на",
-)
-PRICE_WORDS = ("стоимость", "стоит", "цена", "рубл*", "₽", "тысяч*")
-EXPERTISE = ("потому что", "это нужно", "это важно", "рекоменду*", "как правило", "обычно", "дело в том", "чтобы", "поэтому", "процедура занимает", "займет")
-NEXT_STEP = ("ждем вас", "ждем", "до встречи", "перезвон*", "отправ* смс", "пришл* смс", "напомн*", "сообщени*", "договорились", "тогда до", "запись подтвержден*")
-POLITE = ("пожалуйста", "спасибо", "рада помочь", "рад помочь", "конечно", "хорошего дня", "всего доброго", "благодарю", "будем рады", "с удовольствием")
-FILLERS = ("эээ", "эм", "ммм", "ну это", "как бы", "типа", "короче", "значит это")
-ADDRESS = ("адрес*", "улиц*", "ул ", "лесная", "метро", "этаж*", "дом *", "вход*", "парковк*")
-DOCUMENTS = ("паспорт*", "полис*", "документ*", "снилс*", "снимки с собой", "карт*")
-BOOKED_ADMIN = (
-    "записала вас",
-    "записал вас",
-    "я вас записал*",
-    "вы записаны",
-    "записываю вас",
-    "запись подтвержден*",
-    "ждем вас",
-    "жду вас",
-    "бронирую",
-    "закрепила за вами",
-)
-BOOKING_DECLINED = ("отмен*", "не приду", "не смогу прийти", "не записыва*", "не надо записывать", "подумаю", "перезвоню сам*", "не актуальн*", "неактуальн*")
-OBJECTION_PHRASES: dict[str, tuple[str, ...]] = {
-    "no_time": ("нет времени", "некогда", "очень занят*", "совсем нет времени", "работаю допоздна"),
-    "expensive": ("дорого", "дороговато", "не по карману", "дешевле", "дорогов*", "много денег", "за такие деньги"),
-    "think": ("подума*", "надо подумать", "я подумаю"),
-    "not_relevant": ("неактуальн*", "не актуальн*", "уже не нужно", "передумал*", "уже вылечил*"),
-    "comparing": ("сравнива*", "другой клиник*", "других клиник*", "у других", "в соседней", "там дешевле"),
-    "consult": ("посоветова*", "с мужем", "с женой", "обсудить с", "спрошу у", "с родител*", "с дочер*", "с сыном"),
-}
-HANDLING = (
-    "понимаю",
-    "рассрочк*",
-    "акци*",
-    "скидк*",
-    "бесплатн*",
-    "давайте",
-    "можем",
-    "предлож*",
-    "в итоге",
-    "на самом деле",
-    "выгодн*",
-    "гаранти*",
-    "включен*",
-    "подберем",
-    "вечер*",
-    "выходн*",
-    "суббот*",
-)
-CONFIRMATION = ("подтверд*", "напомина*", "напомнить", "вы записаны на завтра", "ваша запись")
-CALLBACK = ("вы звонили", "вы нам звонили", "пропущенн*", "не смогли ответить", "не дозвонил*", "перезваниваю", "был звонок", "от вас был")
-REPEAT = ("уже был*", "уже лечил*", "у вас лечусь", "я ваш пациент", "ваша пациентка", "наблюдаюсь", "повторн*", "мой врач", "в прошлый раз", "на прошлой неделе был*", "продолжить лечени*", "контрольн*", "перенести запись", "перенести прием")
-OTHER = ("поставк*", "поставщик*", "ваканси*", "резюме", "ошиблись номер*", "не туда попал*", "коммерческ* предложени*", "реклам*", "сотрудничеств*", "работу", "менеджер по продаж*")
-MEDICAL = SERVICE + ("зуб*", "десн*", "прием*", "врач*")
-
-
-def _score_presence(found: int, *, full: int = 1) -> int:
+def _presence(found: int, *, full: int = 1) -> int:
     if found >= full:
         return 10
     return 5 if found else 0
@@ -141,192 +34,332 @@ class RuleEngine:
     name = "rules"
 
     def analyse(self, data: AnalysisInput) -> AnalysisOutput:
-        admin_turns = [t for t in data.turns if t.role == "administrator"]
-        patient_turns = [t for t in data.turns if t.role == "patient"]
+        turns = [t for t in data.turns if t.text.strip()]
+        admin_turns = [t for t in turns if t.role == ADMIN]
+        patient_turns = [t for t in turns if t.role == PATIENT]
         admin_text = normalise(" ".join(t.text for t in admin_turns))
         patient_text = normalise(" ".join(t.text for t in patient_turns))
-        all_text = normalise(" ".join(t.text for t in data.turns))
+        all_text = normalise(" ".join(t.text for t in turns))
 
         call_type, reason = self._classify(data, admin_text, patient_text, all_text)
-        objections = self._objections(data.turns)
-        booked_transcript = self._booked(admin_text, patient_text, data.turns)
-        booked = data.crm_booked if data.crm_booked is not None else booked_transcript
-
-        output = AnalysisOutput(engine=self.name, call_type=call_type, call_type_reason=reason, booked=booked_transcript)
-        output.objections = objections
-        if call_type != CallType.OTHER:
-            output.criteria = self._score(call_type, admin_turns, admin_text, patient_text, booked, objections)
-        self._narrative(output, data, booked, patient_turns)
+        output = AnalysisOutput(engine=self.name, call_type=call_type, call_type_reason=reason)
+        if call_type == CallType.OTHER:
+            output.summary = f"{CALL_TYPE_LABELS_RU['other']}: {reason.lower()}. Не оценивается."
+            output.disposition, output.interest = "not_target", "none"
+            output.crm_status = CRM_STATUS_BY_DISPOSITION["not_target"]
+            return output
+        output.booked, cancelled = self._booking(turns)
+        output.objections = self._objections(turns)
+        booked = data.crm_booked if data.crm_booked is not None else output.booked
+        scorecard = data.scorecards.get(call_type)
+        specs = scorecard.criteria if scorecard else ()
+        output.criteria = self._score(specs, data, turns, admin_turns, admin_text, booked, output.objections)
+        self._narrative(output, data, booked=booked, cancelled=cancelled, admin_text=admin_text, specs=specs)
         return output
 
     # --- classification -------------------------------------------------------------------------
     def _classify(self, data: AnalysisInput, admin: str, patient: str, text: str) -> tuple[str, str]:
-        other = matches(text, OTHER)
-        medical = matches(text, MEDICAL)
-        if other and len(other) >= len(medical) // 2 + 1:
-            return CallType.OTHER, "Не связан с лечением: " + ", ".join(other[:3])
-        if not medical and len(text.split()) < 40:
+        other = {reason: matches(text, phrases) for reason, phrases in P.OTHER.items()}
+        other_reason, other_found = max(other.items(), key=lambda item: len(item[1]))
+        medical = matches(patient, P.MEDICAL)
+        if other_found and len(other_found) >= len(medical) // 2 + 1:
+            return CallType.OTHER, other_reason
+        if not medical and not matches(text, P.MEDICAL) and len(text.split()) < 40:
             return CallType.OTHER, "Нет обсуждения услуг клиники"
+        repeat = matches(patient, P.REPEAT_PATIENT) + matches(admin, P.REPEAT_ADMIN)
         if data.direction == "outbound":
-            if matches(admin, CONFIRMATION):
-                return CallType.CONFIRMATION, "Клиника звонит подтвердить запись"
-            if matches(admin, CALLBACK):
-                return CallType.CALLBACK, "Клиника перезванивает на пропущенный звонок"
-        if matches(text, REPEAT):
-            return CallType.REPEAT, "Пациент уже лечился в клинике"
-        if data.direction == "outbound":
+            if matches(admin, P.CONFIRMATION):
+                return CallType.CONFIRMATION, "Клиника звонит подтвердить визит"
+            if matches(admin, P.CALLBACK):
+                return CallType.CALLBACK, "Клиника перезванивает на звонок или заявку"
+            if repeat:
+                return CallType.REPEAT, "Пациент уже лечится в клинике"
             return CallType.CALLBACK, "Исходящий звонок клиники"
+        if repeat:
+            return CallType.REPEAT, "Пациент уже лечится в клинике или записан"
         return CallType.FIRST_CONTACT, "Новый пациент интересуется услугами"
 
-    # --- facts --------------------------------------------------------------------------------
+    # --- facts ------------------------------------------------------------------------------------
+    def _booking(self, turns: list[Turn]) -> tuple[bool, bool]:
+        """(booked, cancelled): the last booking event of the call decides."""
+        events: list[str] = []
+        for index, turn in enumerate(turns):
+            text = normalise(turn.text)
+            if turn.role == ADMIN:
+                booked = matches(text, P.BOOKING_DONE, allow_negated=False)
+                cancelled = matches(text, P.BOOKING_CANCELLED_ADMIN, allow_negated=False)
+                if booked:  # "переношу …, старую запись отменяю" is a move, not a cancellation
+                    events.append("booked")
+                elif cancelled:
+                    events.append("cancelled")
+                if self._offers_slot(turn) and self._slot_accepted(turns, index):
+                    events.append("booked")
+            elif turn.role == PATIENT:
+                if matches(text, P.BOOKING_CANCELLED_PATIENT):
+                    events.append("cancelled")
+                elif matches(text, P.VISIT_CONFIRMED_PATIENT, allow_negated=False):
+                    events.append("booked")
+        last = events[-1] if events else None
+        return last == "booked", last == "cancelled"
+
+    @staticmethod
+    def _offers_slot(turn: Turn) -> bool:
+        return bool(P.SLOT_RE.search(turn.text.lower())) and not matches(normalise(turn.text), P.CONTACT_LATER)
+
+    def _slot_accepted(self, turns: list[Turn], offer_index: int) -> bool:
+        """The patient accepts the offered time within their next two turns."""
+        replies = 0
+        for turn in turns[offer_index + 1 :]:
+            if turn.role == ADMIN and (self._offers_slot(turn) or matches(normalise(turn.text), P.CONTACT_LATER)):
+                return False  # a new offer: judged on its own
+            if turn.role != PATIENT:
+                continue
+            text = normalise(turn.text)
+            if matches(text, P.SLOT_REJECTED):
+                return False
+            if matches(text, P.SLOT_ACCEPTED, allow_negated=False):
+                return True
+            replies += 1
+            if replies >= 2:
+                return False
+        return False
+
     def _objections(self, turns: list[Turn]) -> list[Objection]:
         found: dict[str, Objection] = {}
         for index, turn in enumerate(turns):
-            if turn.role != "patient":
+            if turn.role != PATIENT:
                 continue
             text = normalise(turn.text)
-            for key, phrases in OBJECTION_PHRASES.items():
+            for key, phrases in P.OBJECTION_PHRASES.items():
                 if key in found or not matches(text, phrases):
                     continue
-                reply = next((t for t in turns[index + 1 : index + 3] if t.role == "administrator"), None)
-                handled = bool(reply and len(normalise(reply.text).split()) >= 6 and matches(normalise(reply.text), HANDLING))
+                replies = [normalise(t.text) for t in turns[index + 1 :] if t.role == ADMIN][:2]
+                handled = any(len(r.split()) >= 6 and matches(r, P.HANDLING) for r in replies)
                 found[key] = Objection(
                     key=key,
                     quote=turn.text[:200],
                     handled=handled,
                     comment="Администратор отработал возражение" if handled else "Возражение осталось без ответа",
+                    label=OBJECTIONS[key][0],
                 )
         return list(found.values())
-
-    def _booked(self, admin: str, patient: str, turns: list[Turn]) -> bool:
-        if not matches(admin, BOOKED_ADMIN):
-            return False
-        # The last words of the patient decide: an agreement followed by a cancellation is not a booking.
-        tail = normalise(" ".join(t.text for t in turns[-4:] if t.role == "patient"))
-        return not matches(tail, ("отмен*", "не приду", "не смогу", "не записыва*"))
 
     # --- scoring ------------------------------------------------------------------------------
     def _score(
         self,
-        call_type: str,
+        specs: tuple[CriterionSpec, ...],
+        data: AnalysisInput,
+        turns: list[Turn],
         admin_turns: list[Turn],
         admin: str,
-        patient: str,
         booked: bool,
         objections: list[Objection],
     ) -> list[CriterionResult]:
-        first = normalise(admin_turns[0].text) if admin_turns else ""
-        questions = sum(t.text.count("?") for t in admin_turns)
-        admin_words = max(1, len(admin.split()))
-        fillers = sum(len(_compile(f).findall(admin)) for f in FILLERS)
-        polite = len(matches(admin, POLITE))
-        has_price_number = bool(re.search(r"\d[\d\s]*\s*(руб|₽|тысяч)", admin))
+        builtin = self._builtin_scores(data, turns, admin_turns, admin, booked, objections)
+        results = []
+        for spec in specs:
+            applicable = not (
+                (spec.applies_if == "booked" and not booked) or (spec.applies_if == "objection" and not objections)
+            )
+            if spec.rule_phrases:
+                found = matches(admin, spec.rule_phrases)
+                score, comment = (10 if found else 0), ("Сказано: " + ", ".join(found) if found else "Фразы не прозвучали")
+            elif spec.key in builtin:
+                score, comment = builtin[spec.key]
+            else:
+                score, comment = None, "Нет правила для этого критерия"
+            if score is not None and spec.binary:
+                score = 10 if score >= 10 else 0
+            results.append(CriterionResult(spec.key, spec.title, score if applicable else None, applicable, comment))
+        return results
 
-        greeting = 0
-        if matches(first, GREETING):
-            greeting += 4
-        if matches(first, CLINIC_WORDS) or "улыбк" in first:
+    def _builtin_scores(
+        self,
+        data: AnalysisInput,
+        turns: list[Turn],
+        admin_turns: list[Turn],
+        admin: str,
+        booked: bool,
+        objections: list[Objection],
+    ) -> dict[str, tuple[int, str]]:
+        first_raw = admin_turns[0].text if admin_turns else ""
+        first = normalise(first_raw)
+        # Questions of two words or more ("Фамилия?" is form-filling, not initiative).
+        questions = sum(
+            1 for t in admin_turns for s in re.split(r"(?<=[.?!…])\s+", t.text) if s.endswith("?") and len(normalise(s).split()) >= 2
+        )
+        admin_words = max(1, len(admin.split()))
+        fillers = count_matches(admin, P.FILLERS)
+        interruptions = self._admin_interruptions(turns)
+        polite = len(matches(admin, P.POLITE))
+        raw_admin = " ".join(t.text for t in admin_turns)
+
+        greeting = 4 if matches(first, P.GREETING) else 0
+        if matches(first, P.CLINIC_WORDS) or self._names_clinic(first, data.clinic_name):
             greeting += 3
-        if matches(first, OWN_NAME):
+        if P.OWN_NAME_RE.search(first_raw) or self._says_own_name(first, data.administrator_name):
             greeting += 3
-        asked_name = bool(matches(admin, ASK_NAME))
-        needs_found = len(matches(admin, NEEDS))
+        name_score, name_comment = self._patient_name(turns, admin_turns, admin, outbound=data.direction == "outbound")
+        needs = len(matches(admin, P.NEEDS))
+        service = len(matches(admin, P.SERVICE))
+        clinic = len(matches(admin, P.CLINIC_PRESENT))
+        if P.PATRONYMIC_RE.search(raw_admin):
+            doctor = (10, "Врач представлен по имени и отчеству")
+        elif matches(admin, P.DOCTOR_SPECIALTY) or P.DOCTOR_SURNAME_RE.search(raw_admin):
+            doctor = (5, "Врач назван без имени и отчества")
+        else:
+            doctor = (0, "Врач не представлен")
+        offered = bool(matches(admin, P.OFFER)) or any(self._offers_slot(t) for t in admin_turns)
+        price_number = bool(P.PRICE_NUMBER_RE.search(admin))
+        price_words = bool(matches(admin, P.PRICE_WORDS))
+        expertise = len(matches(admin, P.EXPERTISE))
+        next_step = bool(matches(admin, P.NEXT_STEP)) or booked
+        reason = bool(matches(admin, P.CONFIRMATION + P.CALLBACK + ("звоню", "по поводу вашей")))
+        speech = max(0, 10 - round(fillers * 100 / admin_words) - 2 * interruptions)
         scores: dict[str, tuple[int, str]] = {
-            "greeting": (greeting, "Есть приветствие, клиника и имя" if greeting == 10 else "Приветствие неполное"),
-            "patient_name": (10 if asked_name else 0, "Имя спрошено" if asked_name else "Имя пациента не спрошено"),
-            "needs": (_score_presence(needs_found, full=2), f"Вопросов о потребности: {needs_found}"),
-            "service": (_score_presence(len(matches(admin, SERVICE)), full=2), "Услуга описана" if matches(admin, SERVICE) else "Услуга не презентована"),
-            "clinic": (_score_presence(len(matches(admin, CLINIC_PRESENT)), full=2), "Преимущества клиники названы" if matches(admin, CLINIC_PRESENT) else "Клиника не презентована"),
-            "doctor": (
-                10 if matches(admin, DOCTOR) and re.search(r"\w+(вич|вна|ична)\b", admin) else (5 if matches(admin, DOCTOR) else 0),
-                "Врач назван по имени" if re.search(r"\w+(вич|вна|ична)\b", admin) else "Врач не представлен",
+            "greeting": (greeting, "Приветствие, клиника и имя" if greeting == 10 else "Приветствие неполное"),
+            "patient_name": (name_score, name_comment),
+            "needs": (_presence(needs, full=2), f"Вопросов о потребности: {needs}"),
+            "service": (_presence(service, full=2), "Услуга описана" if service else "Услуга не презентована"),
+            "clinic": (_presence(clinic, full=2), "Преимущества клиники названы" if clinic else "Клиника не презентована"),
+            "doctor": doctor,
+            "appointment_offered": (10 if offered else 0, "Запись предложена" if offered else "Запись не предложена"),
+            "price": (
+                10 if price_number else (5 if price_words else 0),
+                "Стоимость названа" if price_number else "Стоимость не названа",
             ),
-            "appointment_offered": (10 if matches(admin, OFFER) else 0, "Запись предложена" if matches(admin, OFFER) else "Запись не предложена"),
-            "price": (10 if has_price_number else (5 if matches(admin, PRICE_WORDS) else 0), "Стоимость названа" if has_price_number else "Стоимость не названа"),
-            "expertise": (_score_presence(len(matches(admin, EXPERTISE)), full=3), "Объяснения и рекомендации" if matches(admin, EXPERTISE) else "Мало экспертных объяснений"),
-            "next_step": (10 if matches(admin, NEXT_STEP) else 0, "Следующий шаг согласован" if matches(admin, NEXT_STEP) else "Нет договорённости о следующем шаге"),
+            "expertise": (_presence(expertise, full=3), "Объяснения и рекомендации" if expertise else "Мало объяснений"),
+            "next_step": (10 if next_step else 0, "Следующий шаг согласован" if next_step else "Нет договорённости о следующем шаге"),
             "booked": (10 if booked else 0, "Пациент записан" if booked else "Пациент не записан"),
             "tone": (10 if polite >= 3 else (7 if polite else 4), f"Вежливых формул: {polite}"),
-            "speech": (max(0, 10 - round(fillers * 100 / admin_words)), f"Слов-паразитов: {fillers}"),
+            "speech": (speech, f"Слов-паразитов: {fillers}, перебиваний: {interruptions}"),
             "initiative": (min(10, 2 + questions * 2), f"Вопросов администратора: {questions}"),
-            "address": (10 if matches(admin, ADDRESS) else 0, "Адрес назван" if matches(admin, ADDRESS) else "Адрес не назван"),
-            "documents": (10 if matches(admin, DOCUMENTS) else 0, "Напомнили о документах" if matches(admin, DOCUMENTS) else "Не напомнили о документах"),
-            "question_clarified": (_score_presence(needs_found + questions // 2, full=2), "Вопрос пациента прояснён" if needs_found or questions else "Вопрос не уточнён"),
-            "reason_stated": (
-                10 if matches(admin, CONFIRMATION + CALLBACK + ("звоню", "по поводу")) else 0,
-                "Причина звонка названа" if matches(admin, CONFIRMATION + CALLBACK + ("звоню", "по поводу")) else "Причина звонка не названа",
+            "address": (10 if matches(admin, P.ADDRESS) else 0, "Адрес назван" if matches(admin, P.ADDRESS) else "Адрес не назван"),
+            "documents": (
+                10 if matches(admin, P.DOCUMENTS) else 0,
+                "Напомнили о документах" if matches(admin, P.DOCUMENTS) else "Не напомнили о документах",
             ),
+            "question_clarified": (
+                _presence(needs + questions, full=2),
+                "Вопрос пациента прояснён" if needs or questions else "Вопрос не уточнён",
+            ),
+            "reason_stated": (10 if reason else 0, "Причина звонка названа" if reason else "Причина звонка не названа"),
         }
         if objections:
             handled = sum(o.handled for o in objections)
             scores["objections"] = (round(10 * handled / len(objections)), f"Отработано возражений: {handled} из {len(objections)}")
-        results = []
-        for criterion in criteria_for(call_type):
-            applicable = not (
-                (criterion.applies_if == "booked" and not booked)
-                or (criterion.applies_if == "objection" and not objections)
-            )
-            score, comment = scores.get(criterion.key, (0, ""))
-            if criterion.binary:
-                score = 10 if score >= 10 else 0
-            results.append(
-                CriterionResult(
-                    key=criterion.key,
-                    title=criterion.title_ru,
-                    score=score if applicable else None,
-                    applicable=applicable,
-                    comment=comment if applicable else "Не применимо",
-                )
-            )
-        return results
+        return scores
+
+    @staticmethod
+    def _admin_interruptions(turns: list[Turn]) -> int:
+        count = 0
+        for before, after in zip(turns, turns[1:], strict=False):
+            if after.role == ADMIN and before.role != ADMIN and before.end - after.start > 0.2:
+                count += 1
+        return count
+
+    @staticmethod
+    def _names_clinic(text: str, clinic_name: str) -> bool:
+        stems = [w[:5] for w in normalise(clinic_name).split() if len(w) >= 4]
+        return bool(stems) and any(re.search(r"\b" + re.escape(stem), text) for stem in stems)
+
+    @staticmethod
+    def _says_own_name(text: str, administrator_name: str) -> bool:
+        first = normalise(administrator_name).split()[:1]
+        return bool(first) and len(first[0]) >= 3 and bool(re.search(r"\b" + re.escape(first[0][:-1]), text))
+
+    @staticmethod
+    def _patient_name(turns: list[Turn], admin_turns: list[Turn], admin: str, *, outbound: bool) -> tuple[int, str]:
+        """10: the administrator uses the patient's name; 5: asked or given but not used; 0: neither."""
+        asked = bool(matches(admin, P.ASK_NAME))
+        names: set[str] = set()
+        for index, turn in enumerate(turns):
+            if turn.role == ADMIN and matches(normalise(turn.text), P.ASK_NAME):
+                reply = next((t for t in turns[index + 1 : index + 3] if t.role == PATIENT), None)
+                if reply is not None:
+                    names.update(w for w in re.findall(r"[А-ЯЁ][а-яё]{2,}", reply.text)[:2])
+            elif turn.role == PATIENT:
+                names.update(name for pair in P.SELF_INTRO_RE.findall(turn.text) for name in pair if name)
+        if outbound and admin_turns:
+            vocative = P.VOCATIVE_RE.match(admin_turns[0].text)
+            if vocative and vocative.group(1).lower() not in P.NOT_A_NAME:
+                return 10, "Обращается к пациенту по имени"  # the name is known from the CRM
+        stems = {name[:-1] for name in names if len(name) >= 3}
+        later_admin = " ".join(t.text for t in admin_turns[1:])
+        used = any(re.search(r"\b" + re.escape(stem), later_admin) for stem in stems)
+        if used:
+            return 10, "Имя пациента спрошено и используется" if asked else "Обращается к пациенту по имени"
+        if asked or names:
+            return 5, "Имя известно, но почти не используется"
+        return 0, "Имя пациента не спрошено"
 
     # --- narrative ----------------------------------------------------------------------------
-    def _narrative(self, out: AnalysisOutput, data: AnalysisInput, booked: bool, patient_turns: list[Turn]) -> None:
-        request = next((t.text for t in patient_turns if len(t.text.split()) >= 4), patient_turns[0].text if patient_turns else "")
-        type_label = CallType(out.call_type).label
-        objection_labels = [OBJECTIONS[o.key][0] for o in out.objections]
-        out.summary = f"{type_label}. {request[:160]}".strip()
-        if objection_labels:
-            out.summary += " Возражения: " + ", ".join(objection_labels).lower() + "."
-        out.summary += " Пациент записан." if booked else (" Записи нет." if out.call_type != CallType.OTHER else "")
-        if out.call_type == CallType.OTHER:
-            out.disposition, out.interest, out.crm_status = "not_target", "none", "Не целевой"
-        elif booked:
-            out.disposition, out.interest, out.crm_status = "booked", "high", "Записан"
-        elif any(o.key == "not_relevant" for o in out.objections):
-            out.disposition, out.interest, out.crm_status = "lost", "low", "Отказ"
-        elif out.objections:
-            out.disposition, out.interest, out.crm_status = "thinking", "medium", "Думает"
-        else:
-            out.disposition, out.interest, out.crm_status = "info", "medium", "Консультация"
+    def _contact_agreed(self, turns: list[Turn]) -> bool:
+        """The administrator offered to call or write back and the patient agreed."""
+        for index, turn in enumerate(turns):
+            if turn.role != ADMIN or not matches(normalise(turn.text), P.CONTACT_LATER):
+                continue
+            reply = next((t for t in turns[index + 1 :] if t.role == PATIENT), None)
+            if reply is None:
+                continue
+            text = normalise(reply.text)
+            if not matches(text, P.SLOT_REJECTED) and matches(text, P.CONTACT_ACCEPTED, allow_negated=False):
+                return True
+        return False
+
+    def _narrative(
+        self, out: AnalysisOutput, data: AnalysisInput, *, booked: bool, cancelled: bool, admin_text: str, specs
+    ) -> None:
+        turns = [t for t in data.turns if t.text.strip()]
         if booked:
-            out.follow_up = f"Здравствуйте! Ждём вас в клинике «{data.clinic_name}». Если планы изменятся, пожалуйста, предупредите нас."
-        elif out.call_type != CallType.OTHER:
-            out.follow_up = f"Здравствуйте! Это клиника «{data.clinic_name}». Вы интересовались нашими услугами — подобрать вам удобное время для консультации?"
-        weakest = sorted((c for c in out.criteria if c.applicable and c.score is not None and c.score < 7), key=lambda c: c.score)
-        out.recommendations = [RECOMMENDATIONS.get(c.key, f"Улучшить: {c.title.lower()}") for c in weakest[:3]]
-        if out.criteria and not out.recommendations:
-            out.recommendations = ["Разговор проведён по скрипту — сохраняйте этот уровень."]
+            disposition = "confirmed" if out.call_type == CallType.CONFIRMATION else "booked"
+        elif cancelled:
+            disposition = "cancelled"
+        elif any(o.key == "not_relevant" for o in out.objections):
+            disposition = "lost"
+        elif self._contact_agreed(turns):
+            disposition = "callback_agreed"
+        elif out.objections:
+            disposition = "thinking" if any(o.handled for o in out.objections) else "lost"
+        else:
+            disposition = "info"
+        interest = {"booked": "high", "confirmed": "high", "lost": "low", "cancelled": "low"}.get(disposition, "medium")
+        out.disposition, out.interest, out.crm_status = disposition, interest, CRM_STATUS_BY_DISPOSITION[disposition]
 
+        label = CALL_TYPE_LABELS_RU[out.call_type]
+        if data.direction == "inbound":
+            request = next((t.text for t in turns if t.role == PATIENT and len(t.text.split()) >= 4), "")
+            summary = f"{label}. Пациент: «{request[:200]}»" if request else f"{label}."
+        else:
+            summary = f"{label}: {out.call_type_reason.lower()}."
+        if out.objections:
+            summary += " Возражения: " + ", ".join(o.label.lower() for o in out.objections) + "."
+        outcome = {
+            "booked": "Пациент записан.",
+            "confirmed": "Визит подтверждён.",
+            "cancelled": "Визит отменён.",
+            "callback_agreed": "Договорились связаться позже.",
+            "lost": "Пациент отказался.",
+        }.get(disposition, "Записи нет.")
+        out.summary = f"{summary} {outcome}"
 
-RECOMMENDATIONS = {
-    "greeting": "Начинайте разговор с полного приветствия: название клиники и своё имя.",
-    "patient_name": "Спросите имя пациента в начале разговора и обращайтесь по имени.",
-    "needs": "Задайте 2–3 уточняющих вопроса о жалобе, прежде чем предлагать услугу.",
-    "service": "Коротко объясните, из чего состоит услуга и какой будет результат.",
-    "clinic": "Назовите 1–2 преимущества клиники: опыт врачей, оборудование, гарантии.",
-    "doctor": "Представьте врача по имени и отчеству и его специализацию.",
-    "appointment_offered": "Всегда предлагайте конкретное время записи.",
-    "price": "Называйте стоимость или диапазон цен, объясняя, что в неё входит.",
-    "expertise": "Объясняйте, зачем нужна процедура — пациент должен понять ценность.",
-    "next_step": "Завершайте разговор договорённостью о следующем шаге.",
-    "booked": "Доводите разговор до записи: предложите два варианта времени на выбор.",
-    "tone": "Добавьте вежливых формул и доброжелательности в тон разговора.",
-    "speech": "Следите за словами-паразитами, говорите чётко и уверенно.",
-    "initiative": "Ведите разговор сами: задавайте вопросы, а не только отвечайте.",
-    "address": "Назовите адрес и как добраться после записи.",
-    "documents": "Напомните взять паспорт и имеющиеся снимки.",
-    "objections": "Отрабатывайте возражения: признайте сомнение и предложите решение (рассрочка, консультация).",
-    "question_clarified": "Уточните вопрос пациента до того, как отвечать.",
-    "reason_stated": "В начале звонка сразу назовите причину звонка.",
-}
+        clinic = data.clinic_name
+        out.follow_up = {
+            "booked": f"Здравствуйте! Ждём вас в клинике «{clinic}». Если планы изменятся, пожалуйста, предупредите нас.",
+            "confirmed": f"Здравствуйте! Ждём вас в клинике «{clinic}». Если планы изменятся, пожалуйста, предупредите нас.",
+            "cancelled": f"Здравствуйте! Это клиника «{clinic}». Когда будете готовы, подберём новое удобное время визита.",
+        }.get(
+            disposition,
+            f"Здравствуйте! Это клиника «{clinic}». Вы интересовались нашими услугами — подобрать вам удобное время для консультации?",
+        )
+        weights = {spec.key: spec.weight for spec in specs}
+        weakest = sorted(
+            (c for c in out.criteria if c.applicable and c.score is not None and c.score < 7),
+            key=lambda c: (c.score, -weights.get(c.key, 1)),
+        )
+        recommendations = [RECOMMENDATIONS.get(c.key, f"Улучшить: {c.title.lower()}.") for c in weakest[:3]]
+        if not recommendations:
+            recommendations.append("Разговор проведён по скрипту — сохраняйте этот уровень в каждом звонке.")
+        if len(recommendations) < 2:
+            recommendations.append("Разберите этот звонок с коллегами как пример: что в нём сработало.")
+        out.recommendations = recommendations

@@ -6,7 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from calls.models import Call, CallEvent, Transcript
+from calls.models import Call, CallEvent, Stage, Transcript
 from calls.pipeline import REPROCESS_STEPS
 from medai.signing import signed_url
 
@@ -72,16 +72,34 @@ class CallEventSerializer(serializers.ModelSerializer):
         fields = ["stage", "status", "attempt", "duration_ms", "error", "provider_request_id", "detail", "created_at"]
 
 
+class AnalysisCriterionSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    title = serializers.CharField()
+    score = serializers.IntegerField(allow_null=True, min_value=0, max_value=10)
+    applicable = serializers.BooleanField(help_text=_("False: excluded from the overall score (condition not met or not assessed)."))
+    comment = serializers.CharField()
+
+
+class AnalysisObjectionSerializer(serializers.Serializer):
+    key = serializers.ChoiceField(choices=["no_time", "expensive", "think", "not_relevant", "comparing", "consult"])
+    label = serializers.CharField()
+    quote = serializers.CharField()
+    handled = serializers.BooleanField()
+    comment = serializers.CharField()
+
+
 class AnalysisSerializer(serializers.Serializer):
     engine = serializers.CharField()
     scorecard_version = serializers.CharField()
     call_type = serializers.CharField()
     call_type_reason = serializers.CharField()
-    overall_score = serializers.FloatField(allow_null=True)
+    overall_score = serializers.FloatField(
+        allow_null=True, help_text=_("Weighted mean of the applicable criteria, computed by MedAI; null for 'other' calls.")
+    )
     booked = serializers.BooleanField(allow_null=True)
     booked_source = serializers.CharField()
-    criteria = serializers.ListField(child=serializers.DictField())
-    objections = serializers.ListField(child=serializers.DictField())
+    criteria = AnalysisCriterionSerializer(many=True)
+    objections = AnalysisObjectionSerializer(many=True)
     summary = serializers.CharField()
     disposition = serializers.CharField()
     follow_up = serializers.CharField()
@@ -211,7 +229,7 @@ class ReprocessRangeSerializer(ReprocessSerializer):
     date_from = serializers.DateField()
     date_to = serializers.DateField()
     only_stages = serializers.ListField(
-        child=serializers.ChoiceField(choices=[s for s, _label in Call._meta.get_field("stage").choices]),
+        child=serializers.ChoiceField(choices=Stage.choices),
         required=False,
         help_text=_("Restart only calls currently in these stages (e.g. failed, skipped)."),
     )

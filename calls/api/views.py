@@ -17,7 +17,7 @@ from calls.api.serializers import (
     ReprocessRangeSerializer,
     ReprocessSerializer,
 )
-from calls.models import Call
+from calls.models import Call, Stage
 from clinics.models import Administrator
 from medai.api import ClinicScopedMixin, resolve_clinic
 from medai.auth import clinic_ids_for
@@ -27,12 +27,20 @@ class CallFilterSerializer(serializers.Serializer):
     date_from = serializers.DateField(required=False, help_text="First day, in the clinic's time zone")
     date_to = serializers.DateField(required=False, help_text="Last day (inclusive), in the clinic's time zone")
     direction = serializers.ChoiceField(choices=Call.Direction.choices, required=False)
-    stage = serializers.ChoiceField(choices=Call._meta.get_field("stage").choices, required=False)
+    stage = serializers.ChoiceField(choices=Stage.choices, required=False)
     administrator = serializers.IntegerField(required=False)
     booked = serializers.BooleanField(required=False, allow_null=True, default=None)
     source = serializers.ChoiceField(choices=Call.Source.choices, required=False)
     clinic = serializers.IntegerField(required=False)
     phone = serializers.CharField(required=False)
+    q = serializers.CharField(
+        required=False,
+        max_length=200,
+        help_text=(
+            "Search: words or a \"quoted phrase\" in the transcript (Russian word forms on PostgreSQL), "
+            "a phone number in any format, an administrator's name or an external id"
+        ),
+    )
 
     def validate(self, attrs):
         if attrs.get("date_from") and attrs.get("date_to") and attrs["date_to"] < attrs["date_from"]:
@@ -126,7 +134,7 @@ class CallViewSet(ClinicScopedMixin, mixins.ListModelMixin, mixins.RetrieveModel
         call.refresh_from_db()
         return Response(CallListSerializer(call).data, status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=ReprocessRangeSerializer, responses={202: None})
+    @extend_schema(request=ReprocessRangeSerializer, responses={202: None}, operation_id="calls_reprocess_range")
     @action(detail=False, methods=["post"], url_path="reprocess")
     def reprocess_range(self, request):
         """Restart every call in a date range (clinic days) from the chosen step."""

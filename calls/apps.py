@@ -8,6 +8,8 @@ class CallsConfig(AppConfig):
 
     def ready(self) -> None:
         from calls import pipeline, services
+        from calls.amocrm import writeback
 
         pipeline.register_step("fetch_audio", services.step_fetch_audio)
         pipeline.register_step("transcribe", services.step_transcribe)
+        pipeline.register_step("write_back", writeback.step_write_back)

@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
@@ -218,9 +219,148 @@ class QuotaPeriodAdmin(ClinicScopedAdmin):
         return round(period.topped_up_seconds / 60, 1)
 
 
+def _validate_conversion(value) -> dict:
+    """The shape calls.amocrm.conversion reads (see its docstring)."""
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, dict):
+        raise forms.ValidationError(_("Expected an object with 'primary', 'secondary' and 'confirmation_field'."))
+    for key in ("primary", "secondary"):
+        entry = value.get(key)
+        if entry is None:
+            continue
+        ids = entry.get("booked_status_ids") if isinstance(entry, dict) else None
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("pipeline_id"), int)
+            or not isinstance(ids, list)
+            or not all(isinstance(i, int) for i in ids)
+        ):
+            raise forms.ValidationError(
+                _("'%(key)s' needs a numeric 'pipeline_id' and a list of numeric 'booked_status_ids' (or null).")
+                % {"key": key}
+            )
+    if not isinstance(value.get("confirmation_field", ""), str):
+        raise forms.ValidationError(_("'confirmation_field' is the name of a lead field (text)."))
+    return value
+
+
+class CrmConnectionForm(forms.ModelForm):
+    base_url = forms.URLField(
+        label=_("amoCRM address"), assume_scheme="https", help_text=_("e.g. https://yourclinic.amocrm.ru")
+    )
+    redirect_uri = forms.URLField(
+        label=_("redirect URL"),
+        max_length=500,
+        assume_scheme="https",
+        help_text=_("Enter the same URL in the amoCRM integration's settings."),
+    )
+    client_secret = forms.CharField(
+        label=_("secret key"),
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
+        help_text=_("Stored encrypted and never shown again. Leave empty to keep the current one."),
+    )
+    conversion = forms.JSONField(
+        label=_("conversion settings"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 14, "cols": 90}),
+        help_text=_(
+            "Detected from pipeline and status names on every sync while \"auto\" is true. Editing anything "
+            "but \"auto\" switches detection off and keeps your settings; set \"auto\": true to detect again."
+        ),
+    )
+
+    class Meta:
+        model = CrmConnection
+        fields = ["clinic", "base_url", "client_id", "client_secret", "redirect_uri", "source_field", "speed_field", "conversion", "write_back"]
+
+    def clean_client_secret(self):
+        value = self.cleaned_data.get("client_secret", "")
+        if value:
+            return value
+        if self.instance.pk and self.instance.client_secret:
+            return self.instance.client_secret
+        raise forms.ValidationError(_("Enter the integration's secret key."))
+
+    def clean_conversion(self):
+        value = _validate_conversion(self.cleaned_data.get("conversion"))
+        current = self.instance.conversion or {}
+        settings_of = lambda data: {k: v for k, v in data.items() if k not in ("auto", "detected_at")}  # noqa: E731
+        if value and settings_of(value) != settings_of(current):
+            value = {**value, "auto": False}  # the operator's edit wins over detection
+        return value
+
+
 @admin.register(CrmConnection)
 class CrmConnectionAdmin(ClinicScopedAdmin):
-    list_display = ["clinic", "base_url", "status", "last_synced_at", "sync_cursor"]
+    form = CrmConnectionForm
+    list_display = ["clinic", "base_url", "status", "last_synced_at", "sync_cursor", "connect_link"]
     list_filter = ["status"]
-    readonly_fields = ["status", "last_error", "expires_at", "sync_cursor", "last_synced_at", "created_at", "updated_at"]
-    exclude = ["access_token", "refresh_token"]
+    readonly_fields = [
+        "connect_link",
+        "status",
+        "last_error",
+        "expires_at",
+        "sync_cursor",
+        "last_synced_at",
+        "manual_sync",
+        "created_at",
+        "updated_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["clinic", "base_url", "client_id", "client_secret", "redirect_uri", "connect_link"]}),
+        (_("State"), {"fields": ["status", "last_error", "expires_at", "last_synced_at", "sync_cursor", "manual_sync"]}),
+        (_("Data"), {"fields": ["source_field", "speed_field", "conversion", "write_back"]}),
+        (None, {"fields": ["created_at", "updated_at"]}),
+    ]
+    actions = ["sync_now", "sync_range"]
+
+    def get_changeform_initial_data(self, request):
+        # What to enter as the integration's redirect URL in amoCRM.
+        return {"redirect_uri": settings.PUBLIC_BASE_URL + reverse("amocrm:callback"), **super().get_changeform_initial_data(request)}
+
+    @admin.display(description=_("connect"))
+    def connect_link(self, connection):
+        if not connection.pk:
+            return _("Save first, then connect.")
+        label = _("Reconnect") if connection.status in (CrmConnection.Status.ACTIVE, CrmConnection.Status.BROKEN) else _("Connect")
+        return format_html(
+            '<a class="button" href="{}">{}</a>', reverse("amocrm:connect", args=[connection.pk]), label
+        )
+
+    @admin.display(description=_("manual sync"))
+    def manual_sync(self, connection):
+        if not connection.pk:
+            return "—"
+        run = connection.sync_run or {}
+        progress = run.get("progress") or {}
+        state = ""
+        if run:
+            state = f"{run.get('date_from')} – {run.get('date_to')}: {run.get('status')}"
+            if progress.get("total"):
+                state += f" ({progress.get('phase')} {progress.get('done')}/{progress.get('total')})"
+            if run.get("error"):
+                state += f" — {run['error']}"
+            elif run.get("result"):
+                state += " — " + ", ".join(f"{k} {v}" for k, v in run["result"].items() if v)
+        return format_html(
+            '{} <a href="{}">{}</a>', state, reverse("amocrm:sync", args=[connection.pk]), _("Sync a date range…")
+        )
+
+    @admin.action(description=_("Sync now (from the cursor)"))
+    def sync_now(self, request, queryset):
+        from django_q.tasks import async_task
+
+        connections = list(queryset.filter(status=CrmConnection.Status.ACTIVE).values_list("pk", flat=True))
+        for connection_id in connections:
+            async_task("calls.amocrm.tasks.sync_connection", connection_id, group="amocrm")
+        self.message_user(request, _("%(n)d sync(s) queued.") % {"n": len(connections)})
+
+    @admin.action(description=_("Sync a date range…"))
+    def sync_range(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, _("Choose one connection."), level=messages.WARNING)
+            return None
+        return redirect("amocrm:sync", queryset.get().pk)

@@ -324,6 +324,10 @@ class CrmConnection(models.Model):
         _("lead processing speed field"), max_length=100, blank=True, default="Скорость обработки"
     )
     write_back = models.BooleanField(_("post analysis notes to leads"), default=True)
+    # The last manual range sync (admin, API, command): status, range, progress, result or error.
+    sync_run = models.JSONField(_("manual sync"), default=dict, blank=True, editable=False)
+    # One sync per connection at a time, across processes: claimed with a conditional UPDATE.
+    sync_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

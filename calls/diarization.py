@@ -3,9 +3,9 @@
 **Utterances.** Consecutive words of one speaker form an utterance; a new one starts when the
 speaker changes, after a pause longer than ``max_pause``, or when a turn runs long (see
 :func:`build_utterances`). Audio events (laughter, music, a cough) never start, split or lengthen
-an utterance: they are kept as inline markers such as ``[смех]`` in the utterance being spoken
-(or the next one, if nobody is speaking), so talk-time metrics count only speech while the
-reader still sees what happened.
+an utterance: they are kept as inline markers such as ``[смех]`` in the utterance being spoken,
+or lead the next utterance when nobody is speaking or the event belongs to another speaker. So
+talk-time metrics count only speech while the reader still sees what happened.
 
 **Roles.** :func:`assign_roles` scores each speaker on explainable evidence and returns the
 reasons with the roles, so a wrong guess can be understood and corrected:
@@ -296,6 +296,7 @@ class _Evidence:
     questions: int = 0
     words: int = 0
     announcement_words: int = 0
+    first_spoken: int = 1 << 30  # index of the speaker's first non-announcement utterance
     reasons: list[str] = field(default_factory=list)
 
     @property
@@ -358,13 +359,14 @@ def _collect(utterances: Sequence[Utterance], clinic_name: str, admin_names: Seq
     clinic, name_stems = _clinic_stems(clinic_name), _name_stems(admin_names)
     evidence: dict[str, _Evidence] = defaultdict(_Evidence)
     spoken: dict[str, list[Utterance]] = defaultdict(list)
-    for utterance in utterances:
+    for index, utterance in enumerate(utterances):
         ev, normalised = evidence[utterance.speaker], _normalise(utterance.text)
         count = len(normalised.split())
         ev.words += count
         if _is_announcement(normalised):
             ev.announcement_words += count
             continue
+        ev.first_spoken = min(ev.first_spoken, index)
         spoken[utterance.speaker].append(utterance)
         if "?" in utterance.text or _QUESTION_START.search(normalised):
             ev.questions += 1
@@ -428,7 +430,9 @@ def assign_roles(
         if ev.is_recording:
             roles[speaker] = "other"
             reasons.append(f"{speaker} → other: recorded announcement ({ev.announcement_words} of {ev.words} words)")
-    humans = list(dict.fromkeys(u.speaker for u in utterances if u.speaker not in roles))
+    # Who spoke first ignores announcements: an IVR diarized into a caller's voice must not make
+    # that caller "the one who answered".
+    humans = sorted((s for s in evidence if s not in roles), key=lambda s: evidence[s].first_spoken)
     if not humans:
         return RoleAssignment(roles, 0.9, reasons)
     if len(humans) == 1:

@@ -208,3 +208,8 @@ class CallEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.stage}: {self.status}"
+
+
+# Module-level names for the OpenAPI enum overrides (settings.SPECTACULAR_SETTINGS).
+CallStatus = Call.Status
+CallEventStatus = CallEvent.Status

@@ -333,6 +333,7 @@ def recording_fetch(call: Call) -> StepResult:
             max_bytes=settings.MAX_AUDIO_BYTES,
             proxy=call.clinic.proxy_url or None,
             timeout=settings.HTTP_TIMEOUT,
+            allow_private=settings.RECORDING_URL_ALLOW_PRIVATE,
         )
         info = probe_audio(data)
     except InvalidAudio as exc:

@@ -58,9 +58,18 @@ def transcription_cost(billed_seconds: float) -> Decimal:
 
 def call_transcribe(call: Call, *, transcriber: Transcriber | None = None) -> StepResult:
     """Reserve minutes, transcribe, store words/utterances/roles, settle. Nothing is paid twice."""
-    transcriber = transcriber or transcriber_for(call.clinic)
+    if transcriber is not None:
+        return _transcribe_with(call, transcriber)
+    transcriber = transcriber_for(call.clinic)
     if transcriber is None:
         raise SkipCall(SkipReason.NO_TRANSCRIBER)
+    try:
+        return _transcribe_with(call, transcriber)
+    finally:
+        transcriber.close()  # each client owns an HTTP connection pool
+
+
+def _transcribe_with(call: Call, transcriber: Transcriber) -> StepResult:
     recording = Recording.objects.filter(call=call).first()
     if recording is None or not recording.file:
         raise StageError("No stored audio to transcribe; reprocess from fetch_audio.")

@@ -31,9 +31,20 @@ class ClinicScopedAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_module_permission(self, request):
-        return request.user.is_active and request.user.is_staff
+        return is_clinic_staff(request) or super().has_module_permission(request)
 
     def has_view_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_staff and (
-            request.user.is_superuser or super().has_view_permission(request, obj) or bool(self._clinic_ids(request))
-        )
+        return is_clinic_staff(request) or super().has_view_permission(request, obj)
+
+
+def is_clinic_staff(request) -> bool:
+    """Staff members of at least one clinic may view (never delete) their clinics' rows."""
+    user = request.user
+    return bool(user.is_active and user.is_staff and (user.is_superuser or clinic_ids_for(user)))
+
+
+class ClinicScopedInline:
+    """Inlines inside a scoped admin page are visible to the clinic's staff too."""
+
+    def has_view_permission(self, request, obj=None):
+        return is_clinic_staff(request) or super().has_view_permission(request, obj)

@@ -26,7 +26,14 @@ from mutagen.oggopus import OggOpus
 from mutagen.oggspeex import OggSpeex
 from mutagen.oggvorbis import OggVorbis
 
-from medai.http import HttpPolicy, PermanentHttpError, build_client, classify_transport_error, raise_for_status
+from medai.http import (
+    HttpPolicy,
+    PermanentHttpError,
+    TemporaryHttpError,
+    build_client,
+    classify_transport_error,
+    raise_for_status,
+)
 
 DOWNLOAD_PROVIDER = "recording host"
 
@@ -275,8 +282,14 @@ def download_audio(
     proxy: str | None = None,
     timeout: float | None = None,
     policy: HttpPolicy | None = None,
+    allow_private: bool | None = None,
 ) -> bytes:
     """Fetch a recording, refusing it as soon as it exceeds ``max_bytes``.
+
+    Recording URLs come from users and CRMs, so every request (redirects included) must go to a
+    public address unless ``allow_private`` (default: settings.RECORDING_URL_ALLOW_PRIVATE, on only
+    in development and tests): no fetching of internal
+    services (SSRF). With a proxy the proxy resolves names, so only literal addresses are checked.
 
     The declared ``Content-Length`` is checked before reading; the body is then streamed and the
     connection dropped the moment the count passes the limit (a lying or absent length cannot make
@@ -291,6 +304,12 @@ def download_audio(
         client = build_client(policy=policy, proxy=proxy)
     except ValueError as exc:  # never echo the proxy URL: it may hold a password
         raise PermanentHttpError(f"{DOWNLOAD_PROVIDER}: invalid proxy URL ({type(exc).__name__})") from exc
+    if allow_private is None:
+        from django.conf import settings
+
+        allow_private = settings.RECORDING_URL_ALLOW_PRIVATE
+    if not allow_private:
+        client.event_hooks["request"].append(lambda request: ensure_public_host(request.url.host, resolve=not proxy))
     with client:
         try:
             with client.stream("GET", url) as response:
@@ -309,6 +328,28 @@ def download_audio(
         except httpx.HTTPError as exc:
             raise classify_transport_error(exc, provider=DOWNLOAD_PROVIDER) from exc
     return b"".join(chunks)
+
+
+def ensure_public_host(host: str, *, resolve: bool = True) -> None:
+    """Raise PermanentHttpError if ``host`` is (or resolves to) a loopback, private or reserved address."""
+    import ipaddress
+    import socket
+
+    try:
+        addresses = [ipaddress.ip_address(host.strip("[]"))]
+    except ValueError:
+        if not resolve:
+            return
+        try:
+            infos = socket.getaddrinfo(host, None)
+        except socket.gaierror as exc:
+            raise TemporaryHttpError(f"{DOWNLOAD_PROVIDER}: cannot resolve the recording host") from exc
+        addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for address in addresses:
+        if not address.is_global:
+            raise PermanentHttpError(
+                f"{DOWNLOAD_PROVIDER}: recording URL points to a non-public address; refused"
+            )
 
 
 def _read_error_body(response: httpx.Response, limit: int = 64 * 1024) -> None:

@@ -9,7 +9,7 @@ import re
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # Telegram bot tokens, bare or inside /bot<token>/ URLs.
-    (re.compile(r"\b\d{6,12}:[A-Za-z0-9_-]{30,}\b"), "[bot-token]"),
+    (re.compile(r"(?<!\d)\d{6,12}:[A-Za-z0-9_-]{30,}"), "[bot-token]"),
     # Authorization headers and bearer tokens.
     (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 [redacted]"),
     # key=value secrets in query strings, headers and reprs.

@@ -226,8 +226,12 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
-    "APPEND_COMPONENTS": {"securitySchemes": {"ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}},
-    "SECURITY": [{"ApiKeyAuth": []}, {"jwtAuth": []}],
+    "ENUM_NAME_OVERRIDES": {
+        "CallStageEnum": "calls.models.Stage",
+        "CallStatusEnum": "calls.models.CallStatus",
+        "CallEventStatusEnum": "calls.models.CallEventStatus",
+        "ReprocessStepEnum": "calls.pipeline.REPROCESS_STEPS",
+    },
 }
 
 # --- i18n ----------------------------------------------------------------------------------
@@ -257,6 +261,8 @@ SIGNED_URL_MAX_AGE = _strict_int("SIGNED_URL_MAX_AGE", 3600, minimum=60)
 # --- uploads and audio ----------------------------------------------------------------------
 MAX_AUDIO_BYTES = _strict_int("MAX_AUDIO_BYTES", 100 * 1024 * 1024, minimum=1024)
 MAX_AUDIO_SECONDS = _strict_int("MAX_AUDIO_SECONDS", 3 * 3600, minimum=10)
+# Recording URLs pointing at loopback/private addresses are refused (SSRF) unless this is on.
+RECORDING_URL_ALLOW_PRIVATE = _strict_bool("RECORDING_URL_ALLOW_PRIVATE", DEBUG)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
@@ -286,6 +292,21 @@ OPENAI_TRANSCRIBE_MODEL = env.str("OPENAI_TRANSCRIBE_MODEL", default="gpt-4o-tra
 TRANSCRIPTION_PROVIDER = env.str("TRANSCRIPTION_PROVIDER", default="auto")
 ANALYSIS_ENGINE = env.str("ANALYSIS_ENGINE", default="auto")
 TRANSCRIPTION_PRICE_PER_HOUR = _strict_float("TRANSCRIPTION_PRICE_PER_HOUR", 0.40)
+# LLM analysis (any OpenAI-compatible endpoint; prices are USD per 1M tokens)
+LLM_PRICE_INPUT_PER_1M = _strict_float("LLM_PRICE_INPUT_PER_1M", 0.15)
+LLM_PRICE_OUTPUT_PER_1M = _strict_float("LLM_PRICE_OUTPUT_PER_1M", 0.60)
+LLM_MAX_OUTPUT_TOKENS = _strict_int("LLM_MAX_OUTPUT_TOKENS", 4000, minimum=256)
+LLM_MAX_TRANSCRIPT_CHARS = _strict_int("LLM_MAX_TRANSCRIPT_CHARS", 60000, minimum=1000)
+# Empty leaves the temperature out of the request (reasoning models accept only their default).
+LLM_TEMPERATURE = None if env.str("LLM_TEMPERATURE", default="0").strip() == "" else _strict_float("LLM_TEMPERATURE", 0.0)
+PERIOD_SUMMARY_DELAY_HOURS = _strict_int("PERIOD_SUMMARY_DELAY_HOURS", 2)
+
+# amoCRM (credentials are per clinic, in the admin; these tune the sync)
+AMOCRM_RATE_PER_SECOND = _strict_float("AMOCRM_RATE_PER_SECOND", 7.0, minimum=0.1)
+AMOCRM_SYNC_INTERVAL_MINUTES = _strict_int("AMOCRM_SYNC_INTERVAL_MINUTES", 5, minimum=1)
+AMOCRM_SYNC_OVERLAP_MINUTES = _strict_int("AMOCRM_SYNC_OVERLAP_MINUTES", 10)
+AMOCRM_SYNC_INITIAL_DAYS = _strict_int("AMOCRM_SYNC_INITIAL_DAYS", 1)
+AMOCRM_TOKEN_REFRESH_MARGIN_SECONDS = _strict_int("AMOCRM_TOKEN_REFRESH_MARGIN_SECONDS", 3600)
 TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", default="")
 TELEGRAM_WEBHOOK_SECRET = env.str("TELEGRAM_WEBHOOK_SECRET", default="")
 

@@ -170,6 +170,20 @@ def test_three_speakers_with_an_ivr_greeting():
     assert result.confidence >= 0.8
 
 
+def test_an_ivr_diarized_into_the_callers_voice_does_not_make_them_the_answering_party():
+    utterances = utterances_of(
+        [
+            ("s1", "Ваш звонок очень важен для нас."),
+            ("s0", "Слушаю вас."),
+            ("s1", "Добрый день, подскажите время работы в субботу и воскресенье, пожалуйста."),
+            ("s0", "С девяти до трёх."),
+        ]
+    )
+    result = assign_roles(utterances, direction="inbound", clinic_name=CLINIC)
+    assert result.roles == {"s0": "administrator", "s1": "patient"}
+    assert any(r.startswith("s0") and "speaks first" in r for r in result.reasons)
+
+
 def test_a_third_human_speaker_is_other():
     utterances = utterances_of(
         [

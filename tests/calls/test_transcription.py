@@ -217,3 +217,14 @@ def test_quota_exhausted_waits_and_resumes_after_top_up(telephony, scribe):
     call.refresh_from_db()
     assert call.stage == Stage.DONE
     assert Call.objects.get(pk=call.pk).transcript.provider == "elevenlabs"
+
+
+@pytest.mark.django_db
+def test_recording_urls_to_private_addresses_are_refused_in_production(telephony, scribe, settings):
+    settings.RECORDING_URL_ALLOW_PRIVATE = False
+    clinic = ClinicFactory(transcription_provider="elevenlabs")
+    call = ingest(clinic, f"{telephony.url}/rec/good.wav")
+    assert pipeline.drive(call.pk) == "failed"
+    call.refresh_from_db()
+    assert "non-public address" in call.last_error
+    assert telephony.requests == []

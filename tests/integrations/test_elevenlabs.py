@@ -248,3 +248,17 @@ def test_words_parser_merges_channels_as_speakers():
 def test_words_parser_rejects_bad_input_with_a_clear_message(payload, message):
     with pytest.raises(ValueError, match=message):
         words_from_elevenlabs(payload)
+
+
+def test_from_settings_builds_its_own_chokepoint_client(fake, settings):
+    settings.ELEVENLABS_API_KEY = FakeElevenLabs.api_key
+    settings.ELEVENLABS_BASE_URL = fake.url
+    settings.ELEVENLABS_MODEL = "scribe_v1_experimental"
+    settings.HTTP_RETRIES = 0
+    with ElevenLabsTranscriber.from_settings() as transcriber:
+        assert transcribe(transcriber).words
+        fake.fail_next("POST", STT_PATH, status=503)
+        with pytest.raises(TemporaryHttpError):
+            transcribe(transcriber)
+    assert fake.requests[0].form()[0]["model_id"] == "scribe_v1_experimental"
+    assert len(fake.requests) == 2  # HTTP_RETRIES=0 reached the chokepoint

@@ -223,3 +223,13 @@ def test_refused_connection_is_temporary():
 def test_verbose_json_parser_rejects_bad_input(payload, message):
     with pytest.raises(ValueError, match=message):
         result_from_verbose_json(payload)
+
+
+def test_from_settings_for_a_self_hosted_whisper_server(fake, settings):
+    settings.OPENAI_API_KEY = FakeOpenAIAudio.api_key
+    settings.OPENAI_BASE_URL = f"{fake.url}/v1"
+    settings.OPENAI_TRANSCRIBE_MODEL = WHISPER
+    with OpenAITranscriber.from_settings() as transcriber:
+        result = transcribe(transcriber, language="ru")
+    assert result.granularity == "word"
+    assert multipart_fields(fake.requests[-1])["model"] == [WHISPER]

@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def setup_django(*, name: str) -> str:
+def setup_django(*, name: str, migrate: bool = True) -> str:
     sys.path.insert(0, str(ROOT))
     url = os.environ.get("BENCH_DATABASE_URL")
     if not url:
@@ -27,9 +27,10 @@ def setup_django(*, name: str) -> str:
     import django
 
     django.setup()
-    from django.core.management import call_command
+    if migrate:
+        from django.core.management import call_command
 
-    call_command("migrate", verbosity=0, interactive=False)
+        call_command("migrate", verbosity=0, interactive=False)
     return url
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from decimal import Decimal
 
@@ -39,16 +40,25 @@ def provider_name_for(clinic: Clinic) -> str | None:
 
 
 def transcriber_for(clinic: Clinic) -> Transcriber | None:
+    """The clinic's transcriber, shared per process (its HTTP client keeps connections alive)."""
     name = provider_name_for(clinic)
+    if name == "elevenlabs":
+        return _transcriber(name, settings.ELEVENLABS_API_KEY, settings.ELEVENLABS_BASE_URL, settings.ELEVENLABS_MODEL)
+    if name == "openai":
+        return _transcriber(name, settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL, settings.OPENAI_TRANSCRIBE_MODEL)
+    return None
+
+
+@functools.lru_cache(maxsize=8)
+def _transcriber(name: str, api_key: str, base_url: str, model: str) -> Transcriber:
+    # Keyed by the settings that define it, so a changed key or URL gets a new client.
     if name == "elevenlabs":
         from medai.integrations.elevenlabs import ElevenLabsTranscriber
 
-        return ElevenLabsTranscriber.from_settings()
-    if name == "openai":
-        from medai.integrations.openai_compat.transcription import OpenAITranscriber
+        return ElevenLabsTranscriber(api_key=api_key, base_url=base_url, model=model)
+    from medai.integrations.openai_compat.transcription import OpenAITranscriber
 
-        return OpenAITranscriber.from_settings()
-    return None
+    return OpenAITranscriber(api_key=api_key, base_url=base_url, model=model)
 
 
 def transcription_cost(billed_seconds: float) -> Decimal:
@@ -58,15 +68,10 @@ def transcription_cost(billed_seconds: float) -> Decimal:
 
 def call_transcribe(call: Call, *, transcriber: Transcriber | None = None) -> StepResult:
     """Reserve minutes, transcribe, store words/utterances/roles, settle. Nothing is paid twice."""
-    if transcriber is not None:
-        return _transcribe_with(call, transcriber)
-    transcriber = transcriber_for(call.clinic)
+    transcriber = transcriber or transcriber_for(call.clinic)
     if transcriber is None:
         raise SkipCall(SkipReason.NO_TRANSCRIBER)
-    try:
-        return _transcribe_with(call, transcriber)
-    finally:
-        transcriber.close()  # each client owns an HTTP connection pool
+    return _transcribe_with(call, transcriber)
 
 
 def _transcribe_with(call: Call, transcriber: Transcriber) -> StepResult:

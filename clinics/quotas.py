@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from clinics.models import Clinic, OutboxEvent, QuotaLedger, QuotaPeriod
@@ -46,15 +46,23 @@ def _limit_seconds(clinic: Clinic, kind: str) -> int:
 
 def current_periods(clinic: Clinic, on: date | None = None) -> dict[str, QuotaPeriod]:
     """The month and week rows for ``on`` (today in the clinic's zone), created on first use."""
-    periods = {}
-    for kind, start in period_starts(clinic, on).items():
+    starts = period_starts(clinic, on)
+    found = QuotaPeriod.objects.filter(
+        Q(kind=QuotaPeriod.Kind.MONTH, start=starts[QuotaPeriod.Kind.MONTH])
+        | Q(kind=QuotaPeriod.Kind.WEEK, start=starts[QuotaPeriod.Kind.WEEK]),
+        clinic=clinic,
+    )
+    periods = {period.kind: period for period in found}
+    for kind, start in starts.items():
+        if kind in periods:
+            continue
         try:
-            period, _ = QuotaPeriod.objects.get_or_create(
-                clinic=clinic, kind=kind, start=start, defaults={"limit_seconds": _limit_seconds(clinic, kind)}
-            )
+            with transaction.atomic():
+                periods[kind] = QuotaPeriod.objects.create(
+                    clinic=clinic, kind=kind, start=start, limit_seconds=_limit_seconds(clinic, kind)
+                )
         except IntegrityError:  # created concurrently
-            period = QuotaPeriod.objects.get(clinic=clinic, kind=kind, start=start)
-        periods[kind] = period
+            periods[kind] = QuotaPeriod.objects.get(clinic=clinic, kind=kind, start=start)
     return periods
 
 

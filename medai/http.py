@@ -18,8 +18,10 @@ OpenAI) receive a client from here too, with the SDK's own retries switched off.
 from __future__ import annotations
 
 import email.utils
+import functools
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -172,6 +174,12 @@ def _describe(request: Any) -> str:
     return redact(f"{request.method} {request.url.scheme}://{request.url.host}{request.url.path}")
 
 
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One TLS context per process: loading the CA bundle costs ~20 ms, too much per request."""
+    return httpx.create_ssl_context()
+
+
 class _ChokepointLogic:
     """Wraps a real transport with rate limiting, retries and redacted logging.
 
@@ -189,7 +197,7 @@ class _ChokepointLogic:
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.policy = policy
-        self.inner = inner or self.httpx_module.HTTPTransport(proxy=proxy, retries=0)
+        self.inner = inner or self.httpx_module.HTTPTransport(proxy=proxy, retries=0, verify=_ssl_context())
         # Looked up at call time so tests can patch ``medai.http.time.sleep``.
         self.sleep = sleep or (lambda seconds: time.sleep(seconds))
         self.bucket = rate_limiter(policy.rate_key, policy.rate, policy.burst) if policy.rate else None

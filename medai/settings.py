@@ -4,6 +4,7 @@ Development defaults are safe only with DEBUG on. With DEBUG off the process ref
 unless SECRET_KEY, ALLOWED_HOSTS and FIELD_ENCRYPTION_KEY are set: nothing fails open.
 """
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -307,8 +308,32 @@ AMOCRM_SYNC_INTERVAL_MINUTES = _strict_int("AMOCRM_SYNC_INTERVAL_MINUTES", 5, mi
 AMOCRM_SYNC_OVERLAP_MINUTES = _strict_int("AMOCRM_SYNC_OVERLAP_MINUTES", 10)
 AMOCRM_SYNC_INITIAL_DAYS = _strict_int("AMOCRM_SYNC_INITIAL_DAYS", 1)
 AMOCRM_TOKEN_REFRESH_MARGIN_SECONDS = _strict_int("AMOCRM_TOKEN_REFRESH_MARGIN_SECONDS", 3600)
+# Telegram bot (on when TELEGRAM_BOT_TOKEN is set)
 TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", default="")
 TELEGRAM_WEBHOOK_SECRET = env.str("TELEGRAM_WEBHOOK_SECRET", default="")
+if TELEGRAM_WEBHOOK_SECRET and not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", TELEGRAM_WEBHOOK_SECRET):
+    raise ImproperlyConfigured("TELEGRAM_WEBHOOK_SECRET must be 16-256 characters of A-Z, a-z, 0-9, _ and -")
+TELEGRAM_BOT_USERNAME = env.str("TELEGRAM_BOT_USERNAME", default="").lstrip("@")
+TELEGRAM_API_BASE_URL = env.str("TELEGRAM_API_BASE_URL", default="https://api.telegram.org/bot")
+TELEGRAM_API_FILE_URL = env.str("TELEGRAM_API_FILE_URL", default="https://api.telegram.org/file/bot")
+TELEGRAM_PROXY_URL = env.str("TELEGRAM_PROXY_URL", default="")
+TELEGRAM_LINK_CODE_TTL_HOURS = _strict_int("TELEGRAM_LINK_CODE_TTL_HOURS", 72, minimum=1)
+TELEGRAM_LINK_MAX_FAILURES = _strict_int("TELEGRAM_LINK_MAX_FAILURES", 5, minimum=1)
+TELEGRAM_LINK_FAILURE_WINDOW_MINUTES = _strict_int("TELEGRAM_LINK_FAILURE_WINDOW_MINUTES", 60, minimum=1)
+TELEGRAM_DIGEST_TIME = env.str("TELEGRAM_DIGEST_TIME", default="09:00")
+if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", TELEGRAM_DIGEST_TIME):
+    raise ImproperlyConfigured("TELEGRAM_DIGEST_TIME must be HH:MM (24 h), e.g. 09:00")
+TELEGRAM_FAILURE_BATCH_MINUTES = _strict_int("TELEGRAM_FAILURE_BATCH_MINUTES", 15, minimum=1)
+TELEGRAM_OUTBOX_MAX_AGE_HOURS = _strict_int("TELEGRAM_OUTBOX_MAX_AGE_HOURS", 24, minimum=1)
+TELEGRAM_RATE_OVERALL = _strict_float("TELEGRAM_RATE_OVERALL", 30, minimum=0.1)
+TELEGRAM_RATE_PER_CHAT = _strict_float("TELEGRAM_RATE_PER_CHAT", 1, minimum=0.01)
+TELEGRAM_RATE_PER_CHAT_BURST = _strict_int("TELEGRAM_RATE_PER_CHAT_BURST", 1, minimum=1)
+TELEGRAM_RATE_PER_GROUP_MINUTE = _strict_int("TELEGRAM_RATE_PER_GROUP_MINUTE", 20, minimum=1)
+TELEGRAM_MAX_RETRY_AFTER = _strict_int("TELEGRAM_MAX_RETRY_AFTER", 30)
+TELEGRAM_CONNECT_TIMEOUT = _strict_float("TELEGRAM_CONNECT_TIMEOUT", 10, minimum=0.1)
+TELEGRAM_READ_TIMEOUT = _strict_float("TELEGRAM_READ_TIMEOUT", 15, minimum=0.1)
+TELEGRAM_WRITE_TIMEOUT = _strict_float("TELEGRAM_WRITE_TIMEOUT", 30, minimum=0.1)
+TELEGRAM_POLL_TIMEOUT = _strict_int("TELEGRAM_POLL_TIMEOUT", 25, minimum=1)
 
 # --- security ------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -344,6 +369,8 @@ LOGGING = {
         "httpx2": {"level": "WARNING"},
         "httpcore2": {"level": "WARNING"},
         "django_q": {"level": env.str("Q_LOG_LEVEL", default="INFO")},
+        # python-telegram-bot logs message texts at DEBUG.
+        "telegram": {"level": "INFO"},
     },
 }
 

@@ -84,4 +84,10 @@ def _resolve_file(kind: str, object_id: int):
         recording = Recording.objects.filter(pk=object_id).first()
         if recording and recording.file:
             return recording.file, recording.mime or "application/octet-stream", ""
+    elif kind == "report":
+        from reports.models import Report
+
+        report = Report.objects.select_related("clinic").filter(pk=object_id, status=Report.Status.DONE).first()
+        if report and report.file:
+            return report.file, report.content_type, report.filename
     raise Http404

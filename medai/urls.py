@@ -12,7 +12,9 @@ api_patterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("", include("calls.api.urls")),
+    path("", include("analysis.api.urls")),
     path("", include("clinics.api.urls")),
+    path("", include("reports.api.urls")),
 ]
 
 urlpatterns = [
@@ -20,6 +22,9 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/", include(api_patterns)),
     path("files/<str:kind>/<str:token>/", views.signed_file, name="signed-file"),
+    path("amocrm/", include("calls.amocrm.urls")),
+    path("telegram/", include("telegrambot.urls")),
+    path("", include("reports.urls")),
 ]
 
 handler404 = "medai.errors.json_404"

@@ -44,3 +44,9 @@ def api_client():
 def key_client(api_client, api_key):
     api_client.credentials(HTTP_X_API_KEY=api_key)
     return api_client
+
+
+@pytest.fixture(autouse=True)
+def _english_by_default(settings):
+    """Assertions read English messages; tests/test_i18n.py checks the Russian catalogue itself."""
+    settings.LANGUAGE_CODE = "en"

@@ -19,6 +19,7 @@ CALL_TYPE_LABELS_RU = {
     "callback": "Перезвон",
     "confirmation": "Подтверждение визита",
     "other": "Прочее",
+    "outbound": "Исходящий звонок ИИ",
 }
 
 OBJECTIONS: dict[str, tuple[str, str]] = {
@@ -63,7 +64,26 @@ RECOMMENDATIONS = {
     "objections": "Отрабатывайте возражения: признайте сомнение, дайте аргументы и альтернативу (рассрочка, другое время, консультация).",
     "question_clarified": "Уточните вопрос пациента до ответа и проверьте, что ему всё понятно.",
     "reason_stated": "В начале звонка представьтесь и сразу назовите причину звонка.",
+    # Outbound AI calls: advice for whoever writes the AI's greeting and prompt.
+    "purpose_stated": "Приветствие ИИ-ассистента должно сразу называть клинику и цель звонка.",
+    "goal_reached": "Уточните промпт: ассистент должен вести к цели звонка и предлагать конкретный следующий шаг.",
 }
+
+# Phrases that state why an outbound AI call is made (the rule engine's "purpose stated").
+PURPOSE_PHRASES = (
+    "звоню",
+    "звоним",
+    "по поводу",
+    "напомина*",
+    "напомнить",
+    "подтверд*",
+    "хотим",
+    "хотели бы",
+    "предлага*",
+    "приглаша*",
+    "уточнить",
+    "сообщить",
+)
 
 
 @lru_cache(maxsize=1)

@@ -21,10 +21,16 @@ class CallType(models.TextChoices):
     CALLBACK = "callback", _("Call-back")
     CONFIRMATION = "confirmation", _("Visit confirmation")
     OTHER = "other", _("Other")
+    # An outbound AI call (Voximplant): never chosen by a classifier, set from the call's source.
+    OUTBOUND = "outbound", _("Outbound AI call")
 
 
 # Types that have a scorecard; "other" calls are not scored (only the reason is recorded).
 SCORED_CALL_TYPES = (CallType.FIRST_CONTACT, CallType.REPEAT, CallType.CALLBACK, CallType.CONFIRMATION)
+# Scored too, but seeded only for clinics that place AI calls (see scorecard_ensure_default).
+AI_CALL_TYPES = (CallType.OUTBOUND,)
+# Types a classifier may choose (an AI call's type comes from its source, not from a model).
+CLASSIFIABLE_CALL_TYPES = (*SCORED_CALL_TYPES, CallType.OTHER)
 
 
 class Disposition(models.TextChoices):
@@ -49,7 +55,9 @@ class Scorecard(models.Model):
     """A clinic's criteria for one call type. Every edit bumps ``version`` and stores a snapshot."""
 
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="scorecards", verbose_name=_("clinic"))
-    call_type = models.CharField(_("call type"), max_length=20, choices=[(t.value, t.label) for t in SCORED_CALL_TYPES])
+    call_type = models.CharField(
+        _("call type"), max_length=20, choices=[(t.value, t.label) for t in (*SCORED_CALL_TYPES, *AI_CALL_TYPES)]
+    )
     version = models.PositiveIntegerField(_("version"), default=1, editable=False)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
     updated_by = models.CharField(_("updated by"), max_length=150, blank=True, editable=False)

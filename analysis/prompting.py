@@ -55,4 +55,6 @@ def call_context(data: AnalysisInput) -> dict:
         "lead_processing_minutes": data.lead_processing_minutes,
         "crm_booked_label": crm,
         "transcript": transcript_text(data),
+        "call_purpose": data.purpose.strip(),
+        "ai_call": data.call_type == "outbound",
     }

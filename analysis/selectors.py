@@ -10,7 +10,7 @@ from django.db.models import Prefetch, QuerySet
 
 from analysis.catalogue import CALL_TYPE_LABELS_RU, OBJECTIONS
 from analysis.engines import CriterionSpec, ScorecardSpec
-from analysis.models import SCORED_CALL_TYPES, Analysis, CallType, Criterion, PeriodSummary, Scorecard
+from analysis.models import AI_CALL_TYPES, SCORED_CALL_TYPES, Analysis, CallType, Criterion, PeriodSummary, Scorecard
 from calls.models import Call
 
 STRONG_FROM = Decimal("8")
@@ -72,7 +72,10 @@ def period_figures(*, clinic, start: date, end: date, administrator=None) -> dic
     Only analysed calls count. Averages are over the calls where the criterion applied and was
     scored (an excluded criterion is not a zero). Call duration is not a criterion and is not here.
     """
-    calls = Call.objects.filter(clinic=clinic, local_date__gte=start, local_date__lte=end)
+    # AI calls are not the clinic's people at work: they are left out of coaching figures.
+    calls = Call.objects.filter(clinic=clinic, local_date__gte=start, local_date__lte=end).exclude(
+        source=Call.Source.OUTBOUND
+    )
     if administrator is not None:
         calls = calls.filter(administrator=administrator)
     rows = Analysis.objects.filter(call__in=calls).values_list("call_type", "overall_score", "criteria", "objections")
@@ -82,6 +85,8 @@ def period_figures(*, clinic, start: date, end: date, administrator=None) -> dic
     overall_all: list[Decimal] = []
     other_calls = 0
     for call_type, overall, criteria, objections in rows:
+        if call_type in AI_CALL_TYPES:
+            continue  # coaching is for people: an AI call's scorecard is about its prompt
         if call_type == CallType.OTHER:
             other_calls += 1
             continue

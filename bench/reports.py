@@ -2,9 +2,10 @@
 
 Calls with analyses are bulk-inserted into a throwaway database and rolled up once (as the nightly
 job does); then each report is built in a fresh subprocess — what a worker does — which measures
-its own wall time and peak RSS (so data generation does not count against the report).
+its own wall time and peak RSS (so data generation does not count against the report). Each report
+is built ``--repeat`` times: the median time and the worst peak RSS are reported.
 
-    DEBUG=1 .venv/bin/python bench/reports.py [--xlsx-calls 100000] [--pdf-calls 10000]
+    DEBUG=1 .venv/bin/python bench/reports.py [--xlsx-calls 100000] [--pdf-calls 10000] [--repeat 3]
 
 Targets: XLSX 100k < 15 s with peak RSS < 200 MB; PDF 10k < 20 s.
 """
@@ -16,6 +17,7 @@ import json
 import os
 import random
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -117,14 +119,26 @@ def generate(clinic, *, calls: int, first_day: date, days: int, seed: int) -> No
         Analysis.objects.bulk_create(analyses)
 
 
-def build_in_subprocess(report_id: int, db_url: str) -> dict:
+def build_in_subprocess(report_id: int, db_url: str, repeat: int) -> dict:
+    """Median time and worst peak RSS of ``repeat`` builds, each in a fresh process."""
+    from reports.models import Report
+
     env = {**os.environ, "BENCH_DATABASE_URL": db_url}
-    out = subprocess.run(
-        [sys.executable, __file__, "--build", str(report_id)], env=env, cwd=ROOT, capture_output=True, text=True, check=False
-    )
-    if out.returncode != 0:
-        raise SystemExit(f"report build failed:\n{out.stdout}\n{out.stderr}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    runs = []
+    for _ in range(repeat):
+        Report.objects.filter(pk=report_id).update(status=Report.Status.QUEUED)
+        out = subprocess.run(
+            [sys.executable, __file__, "--build", str(report_id)], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+        )
+        if out.returncode != 0:
+            raise SystemExit(f"report build failed:\n{out.stdout}\n{out.stderr}")
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return {
+        "seconds": statistics.median(r["seconds"] for r in runs),
+        "runs": [r["seconds"] for r in runs],
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+        "bytes": runs[-1]["bytes"],
+    }
 
 
 def peak_rss_mb() -> float:
@@ -164,6 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--xlsx-calls", type=int, default=100_000)
     parser.add_argument("--pdf-calls", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3, help="builds per report; the median time is reported")
     parser.add_argument("--build", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build:
@@ -194,11 +209,11 @@ def main() -> None:
             clinic=clinic, kind=kind, date_from=first_day, date_to=first_day + timedelta(days=days - 1), via=Report.Via.COMMAND, enqueue=False
         )
 
-    xlsx = build_in_subprocess(reports["xlsx"].pk, db_url)
+    xlsx = build_in_subprocess(reports["xlsx"].pk, db_url, args.repeat)
     print(f"xlsx: {xlsx}")
     result("xlsx_100k_s", xlsx["seconds"])
     result("xlsx_100k_peak_rss_mb", xlsx["peak_rss_mb"])
-    pdf = build_in_subprocess(reports["pdf"].pk, db_url)
+    pdf = build_in_subprocess(reports["pdf"].pk, db_url, args.repeat)
     print(f"pdf: {pdf}")
     result("pdf_10k_s", pdf["seconds"])
 

@@ -9,6 +9,7 @@ class CallsConfig(AppConfig):
     def ready(self) -> None:
         from calls import pipeline, services
         from calls.amocrm import writeback
+        from calls.outbound import checks  # noqa: F401 (registers the Voximplant settings check)
 
         pipeline.register_step("fetch_audio", services.step_fetch_audio)
         pipeline.register_step("transcribe", services.step_transcribe)

@@ -302,6 +302,11 @@ LLM_MAX_TRANSCRIPT_CHARS = _strict_int("LLM_MAX_TRANSCRIPT_CHARS", 60000, minimu
 LLM_TEMPERATURE = None if env.str("LLM_TEMPERATURE", default="0").strip() == "" else _strict_float("LLM_TEMPERATURE", 0.0)
 PERIOD_SUMMARY_DELAY_HOURS = _strict_int("PERIOD_SUMMARY_DELAY_HOURS", 2)
 
+# Reports and BI roll-ups
+REPORT_LINK_MAX_AGE = _strict_int("REPORT_LINK_MAX_AGE", 30 * 24 * 3600, minimum=60)
+ROLLUP_REBUILD_DAYS = _strict_int("ROLLUP_REBUILD_DAYS", 35, minimum=1)
+REPORT_PDF_MAX_CALLS = _strict_int("REPORT_PDF_MAX_CALLS", 200, minimum=1)
+
 # amoCRM (credentials are per clinic, in the admin; these tune the sync)
 AMOCRM_RATE_PER_SECOND = _strict_float("AMOCRM_RATE_PER_SECOND", 7.0, minimum=0.1)
 AMOCRM_SYNC_INTERVAL_MINUTES = _strict_int("AMOCRM_SYNC_INTERVAL_MINUTES", 5, minimum=1)
@@ -334,6 +339,45 @@ TELEGRAM_CONNECT_TIMEOUT = _strict_float("TELEGRAM_CONNECT_TIMEOUT", 10, minimum
 TELEGRAM_READ_TIMEOUT = _strict_float("TELEGRAM_READ_TIMEOUT", 15, minimum=0.1)
 TELEGRAM_WRITE_TIMEOUT = _strict_float("TELEGRAM_WRITE_TIMEOUT", 30, minimum=0.1)
 TELEGRAM_POLL_TIMEOUT = _strict_int("TELEGRAM_POLL_TIMEOUT", 25, minimum=1)
+# Voximplant outbound AI calls (on when VOXIMPLANT_ACCOUNT_ID is set; a clinic may have its own
+# account in the admin, which wins). See calls/voxengine/README.md for the deployment steps.
+VOXIMPLANT_ACCOUNT_ID = env.str("VOXIMPLANT_ACCOUNT_ID", default="").strip()
+if VOXIMPLANT_ACCOUNT_ID and not VOXIMPLANT_ACCOUNT_ID.isdigit():
+    raise ImproperlyConfigured(f"VOXIMPLANT_ACCOUNT_ID must be the numeric account id, got {VOXIMPLANT_ACCOUNT_ID!r}")
+VOXIMPLANT_API_KEY = env.str("VOXIMPLANT_API_KEY", default="").strip()
+VOXIMPLANT_SERVICE_ACCOUNT_FILE = env.str("VOXIMPLANT_SERVICE_ACCOUNT_FILE", default="").strip()
+VOXIMPLANT_RULE_ID = _strict_int("VOXIMPLANT_RULE_ID", 0)
+VOXIMPLANT_BASE_URL = env.str("VOXIMPLANT_BASE_URL", default="https://api.voximplant.com/platform_api").rstrip("/")
+if not VOXIMPLANT_BASE_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured("VOXIMPLANT_BASE_URL must be an http(s) URL")
+# Comma-separated: the first is current, the others are still accepted (rotation without downtime).
+VOXIMPLANT_WEBHOOK_SECRETS = [s.strip() for s in env.str("VOXIMPLANT_WEBHOOK_SECRET", default="").split(",") if s.strip()]
+for _secret in VOXIMPLANT_WEBHOOK_SECRETS:
+    if len(_secret) < 16 or not _secret.isascii() or not _secret.isprintable():
+        raise ImproperlyConfigured("VOXIMPLANT_WEBHOOK_SECRET must be printable ASCII, at least 16 characters each")
+VOXIMPLANT_CALLER_ID = env.str("VOXIMPLANT_CALLER_ID", default="").strip()
+if VOXIMPLANT_CALLER_ID and not re.fullmatch(r"\+[1-9]\d{6,14}", VOXIMPLANT_CALLER_ID):
+    raise ImproperlyConfigured("VOXIMPLANT_CALLER_ID must be an E.164 number, e.g. +74950000000")
+if VOXIMPLANT_ACCOUNT_ID:
+    _vox_missing = [
+        name
+        for name, value in (
+            ("VOXIMPLANT_API_KEY or VOXIMPLANT_SERVICE_ACCOUNT_FILE", VOXIMPLANT_API_KEY or VOXIMPLANT_SERVICE_ACCOUNT_FILE),
+            ("VOXIMPLANT_RULE_ID", VOXIMPLANT_RULE_ID),
+            ("VOXIMPLANT_WEBHOOK_SECRET", VOXIMPLANT_WEBHOOK_SECRETS),
+        )
+        if not value
+    ]
+    if _vox_missing:
+        raise ImproperlyConfigured("VOXIMPLANT_ACCOUNT_ID is set but these are missing: " + ", ".join(_vox_missing))
+# A call still dialling or talking this long after it started is looked up in the call history.
+VOXIMPLANT_STUCK_MINUTES = _strict_int("VOXIMPLANT_STUCK_MINUTES", 15, minimum=2)
+# StartScenarios attempts per call (each retry only after the call history shows nothing started).
+VOXIMPLANT_START_MAX_ATTEMPTS = _strict_int("VOXIMPLANT_START_MAX_ATTEMPTS", 3, minimum=1)
+# The scenario's settings/turn endpoints accept a call's token this long after the call was created.
+VOXIMPLANT_TOKEN_TTL_HOURS = _strict_int("VOXIMPLANT_TOKEN_TTL_HOURS", 24, minimum=1)
+# The turn endpoint must answer within the scenario's 10 s request timeout.
+VOXIMPLANT_TURN_LLM_TIMEOUT = _strict_float("VOXIMPLANT_TURN_LLM_TIMEOUT", 7.0, minimum=1.0)
 
 # --- security ------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -8,6 +8,7 @@ CALL_TYPES = {
     "callback": _("Call-back"),
     "confirmation": _("Visit confirmation"),
     "other": _("Other"),
+    "outbound": _("Outbound AI call"),
 }
 DIRECTIONS = {"inbound": _("Inbound"), "outbound": _("Outbound")}
 STATUSES = {"answered": _("Answered"), "missed": _("Not answered"), "busy": _("Busy"), "unknown": _("Unknown")}

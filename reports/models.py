@@ -21,7 +21,7 @@ from clinics.models import Administrator, Clinic
 
 # --- roll-ups (BI tables) ------------------------------------------------------------------------
 class DailyMetric(models.Model):
-    """Calls of one clinic-local day per administrator × direction × traffic source × call type."""
+    """Calls of one clinic-local day per administrator × direction × traffic source × call type × call source × campaign."""
 
     clinic = models.ForeignKey(Clinic, on_delete=models.CASCADE, related_name="+", db_index=False, db_constraint=False)
     day = models.DateField(_("day (clinic time)"))
@@ -33,6 +33,11 @@ class DailyMetric(models.Model):
     direction = models.CharField(max_length=16)
     traffic_source = models.CharField(max_length=100, blank=True, default="")
     call_type = models.CharField(max_length=20, blank=True, default="", help_text="Empty: not analysed")
+    # Where the call came from (amocrm / upload / outbound AI call) and, for AI calls, their campaign.
+    call_source = models.CharField(max_length=16, blank=True, default="")
+    campaign = models.ForeignKey(
+        "calls.Campaign", on_delete=models.DO_NOTHING, db_constraint=False, null=True, blank=True, related_name="+"
+    )
     calls = models.PositiveIntegerField(default=0)
     answered = models.PositiveIntegerField(default=0)
     analysed = models.PositiveIntegerField(default=0)

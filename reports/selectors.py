@@ -18,6 +18,7 @@ from django.db.models import Count, F, Max, QuerySet, Sum
 from django.db.models.functions import TruncMonth, TruncWeek
 
 from analysis.models import CallType, PeriodSummary
+from calls.models import Campaign
 from clinics.models import Administrator, Clinic
 from medai.timeutils import week_start
 from reports import labels
@@ -35,7 +36,7 @@ SUM_FIELDS = (
     "duration_total_s",
     "score_sum",
 )
-GROUPINGS = ("day", "week", "month", "clinic", "administrator", "source", "call_type", "direction")
+GROUPINGS = ("day", "week", "month", "clinic", "administrator", "source", "call_type", "direction", "call_source", "campaign")
 CALL_TYPE_LABELS = labels.CALL_TYPES
 
 
@@ -48,6 +49,8 @@ class MetricFilters:
     traffic_source: str | None = None
     call_type: str | None = None
     direction: str | None = None  # None: both
+    call_source: str | None = None  # amocrm | upload | outbound (AI calls)
+    campaign_id: int | None = None  # outbound AI calls of one campaign
 
 
 def metric_rows(filters: MetricFilters) -> QuerySet[DailyMetric]:
@@ -62,6 +65,10 @@ def metric_rows(filters: MetricFilters) -> QuerySet[DailyMetric]:
         rows = rows.filter(call_type=filters.call_type)
     if filters.direction is not None:
         rows = rows.filter(direction=filters.direction)
+    if filters.call_source is not None:
+        rows = rows.filter(call_source=filters.call_source)
+    if filters.campaign_id is not None:
+        rows = rows.filter(campaign_id=filters.campaign_id)
     return rows
 
 
@@ -103,7 +110,7 @@ def _group_expression(group_by: str) -> tuple[dict, list[str]]:
         return {"period": TruncMonth("day")}, ["period"]
     if group_by == "day":
         return {}, ["day"]
-    if group_by in {"clinic", "administrator"}:
+    if group_by in {"clinic", "administrator", "campaign"}:
         return {}, [f"{group_by}_id"]
     if group_by == "source":
         return {}, ["traffic_source"]
@@ -118,8 +125,8 @@ def _group_key(group_by: str, row: dict) -> dict[str, Any]:
         return {"key": row["day"].isoformat()}
     if group_by == "administrator":
         return {"key": row["administrator_id"], "label": row.get("label") or ""}
-    if group_by == "clinic":
-        return {"key": row["clinic_id"], "label": row.get("label") or ""}
+    if group_by in {"clinic", "campaign"}:
+        return {"key": row[f"{group_by}_id"], "label": row.get("label") or ""}
     if group_by == "call_type":
         return {"key": row["call_type"], "label": str(CALL_TYPE_LABELS.get(row["call_type"], ""))}
     if group_by == "source":
@@ -140,8 +147,9 @@ def _grouped_sums(rows: QuerySet[DailyMetric], group_by: str) -> list[dict[str, 
 
 def _with_kpis(group_by: str, sums: list[dict[str, Any]]) -> list[dict[str, Any]]:
     result = [{**_group_key(group_by, row), **kpis(row)} for row in sums]
-    if group_by == "clinic":
-        names = dict(Clinic.objects.filter(pk__in=[r["key"] for r in result]).values_list("pk", "name"))
+    if group_by in {"clinic", "campaign"}:
+        model = Clinic if group_by == "clinic" else Campaign
+        names = dict(model.objects.filter(pk__in=[r["key"] for r in result]).values_list("pk", "name"))
         for entry in result:
             entry["label"] = names.get(entry["key"], "")
     return result

@@ -120,10 +120,11 @@ def report_render(*, report: Report, path: Path) -> None:
 
 
 def report_build(report_id: int) -> str:
-    """Build one report (the task). Returns the outcome: done, failed or not_claimed."""
+    """Build one report (the task). Returns the outcome: done, failed, not_claimed or lost_claim."""
     if not report_claim(report_id):
         return "not_claimed"
     report = Report.objects.select_related("clinic", "administrator").get(pk=report_id)
+    mine = Report.objects.filter(pk=report_id, status=Report.Status.RUNNING, started_at=report.started_at)
     started = time.monotonic()
     try:
         # Figures of calls processed in the last minute are not in the roll-ups yet.
@@ -131,22 +132,24 @@ def report_build(report_id: int) -> str:
         with tempfile.TemporaryDirectory(prefix="medai-report-") as folder:
             path = Path(folder) / f"report.{report.kind}"
             report_render(report=report, path=path)
+            previous = report.file.name if report.file else ""
             with path.open("rb") as handle:
-                old_name = report.file.name if report.file else ""
                 report.file.save(report.filename, File(handle), save=False)
                 report.size_bytes = path.stat().st_size
-            if old_name and old_name != report.file.name:
-                report.file.storage.delete(old_name)
     except Exception as exc:
         logger.exception("report %s failed", report_id)
-        Report.objects.filter(pk=report_id).update(
-            status=Report.Status.FAILED, error=redact(str(exc) or type(exc).__name__)[:2000], finished_at=timezone.now()
-        )
+        mine.update(status=Report.Status.FAILED, error=redact(str(exc) or type(exc).__name__)[:2000], finished_at=timezone.now())
         return "failed"
     with transaction.atomic():
-        Report.objects.filter(pk=report_id).update(
+        finished = mine.update(
             status=Report.Status.DONE, error="", file=report.file.name, size_bytes=report.size_bytes, finished_at=timezone.now()
         )
+        storage = report.file.storage
+        if not finished:  # our claim went stale and another worker took the report over
+            transaction.on_commit(lambda: storage.delete(report.file.name))
+            return "lost_claim"
+        if previous and previous != report.file.name:  # a rebuild replaces the old file
+            transaction.on_commit(lambda: storage.delete(previous))
         OutboxEvent.objects.get_or_create(
             clinic_id=report.clinic_id,
             kind=OutboxEvent.Kind.REPORT_READY,

@@ -60,6 +60,9 @@ class AnalysisInput:
     administrator_name: str = ""
     traffic_source: str = ""
     lead_processing_minutes: int | None = None
+    # Set for calls whose type is known from their source (outbound AI calls): no classification.
+    call_type: str = ""
+    purpose: str = ""  # the goal an outbound AI call was given
 
 
 @dataclass
@@ -142,6 +145,19 @@ def engine_config_for(clinic) -> EngineConfig:
     if choice == "rules":
         return EngineConfig("rules")
     return EngineConfig("llm", api_key=api_key, base_url=base_url, model=model)
+
+
+def outbound_chat_config(clinic):
+    """The clinic's LLM for the outbound AI call's replies (None when it analyses with rules).
+
+    Registered with :mod:`calls.outbound.conversation` at start-up, so ``calls`` never imports us.
+    """
+    from calls.outbound.conversation import ChatConfig
+
+    config = engine_config_for(clinic)
+    if config.engine != "llm" or not config.base_url or not config.model:
+        return None
+    return ChatConfig(api_key=config.api_key, base_url=config.base_url, model=config.model)
 
 
 def get_engine(config: EngineConfig | None = None) -> Engine:

@@ -27,7 +27,7 @@ from django.conf import settings
 
 from analysis.catalogue import BOOKING_CRITERION, CALL_TYPE_LABELS_RU, OBJECTIONS
 from analysis.engines import AnalysisInput, AnalysisOutput, CriterionResult, Objection, ScorecardSpec
-from analysis.models import CallType, Disposition
+from analysis.models import CLASSIFIABLE_CALL_TYPES, CallType, Disposition
 from analysis.prompting import call_context, render
 from calls.pipeline import StageError
 from medai.integrations.openai_compat.chat import ChatClient, LLMInvalidOutput, LLMRefusal, LLMTruncated, estimate_cost
@@ -38,7 +38,7 @@ INTERESTS = ["high", "medium", "low", "none"]
 CLASSIFY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "call_type": {"type": "string", "enum": list(CallType.values)},
+        "call_type": {"type": "string", "enum": [str(t) for t in CLASSIFIABLE_CALL_TYPES]},
         "reason": {"type": "string", "description": "Одно предложение по-русски."},
     },
 }
@@ -130,14 +130,17 @@ class LLMEngine:
         usage = _Usage(model=self.model)
         context = call_context(data)
         with ChatClient(self.api_key, self.base_url, self.model) as client:
-            classified = self._ask(
-                client,
-                usage,
-                schema_name="call_type",
-                schema=CLASSIFY_SCHEMA,
-                system=render("classify_system.txt", {}),
-                user=render("classify_user.txt", context),
-            )
+            if data.call_type:  # known from the call's source (an outbound AI call): not classified
+                classified = {"call_type": data.call_type, "reason": ""}
+            else:
+                classified = self._ask(
+                    client,
+                    usage,
+                    schema_name="call_type",
+                    schema=CLASSIFY_SCHEMA,
+                    system=render("classify_system.txt", {}),
+                    user=render("classify_user.txt", context),
+                )
             call_type = classified["call_type"]
             scorecard = data.scorecards.get(call_type) if call_type != CallType.OTHER else None
             criteria = [c for c in scorecard.criteria if c.key != BOOKING_CRITERION] if scorecard else []

@@ -15,7 +15,13 @@ from __future__ import annotations
 
 import re
 
-from analysis.catalogue import CALL_TYPE_LABELS_RU, CRM_STATUS_BY_DISPOSITION, OBJECTIONS, RECOMMENDATIONS
+from analysis.catalogue import (
+    CALL_TYPE_LABELS_RU,
+    CRM_STATUS_BY_DISPOSITION,
+    OBJECTIONS,
+    PURPOSE_PHRASES,
+    RECOMMENDATIONS,
+)
 from analysis.engines import AnalysisInput, AnalysisOutput, CriterionResult, CriterionSpec, Objection, Turn
 from analysis.engines import phrases as P
 from analysis.engines.phrases import count_matches, matches, normalise
@@ -41,7 +47,10 @@ class RuleEngine:
         patient_text = normalise(" ".join(t.text for t in patient_turns))
         all_text = normalise(" ".join(t.text for t in turns))
 
-        call_type, reason = self._classify(data, admin_text, patient_text, all_text)
+        if data.call_type:
+            call_type, reason = data.call_type, self._known_type_reason(data)
+        else:
+            call_type, reason = self._classify(data, admin_text, patient_text, all_text)
         output = AnalysisOutput(engine=self.name, call_type=call_type, call_type_reason=reason)
         if call_type == CallType.OTHER:
             output.summary = f"{CALL_TYPE_LABELS_RU['other']}: {reason.lower()}. Не оценивается."
@@ -53,9 +62,17 @@ class RuleEngine:
         booked = data.crm_booked if data.crm_booked is not None else output.booked
         scorecard = data.scorecards.get(call_type)
         specs = scorecard.criteria if scorecard else ()
-        output.criteria = self._score(specs, data, turns, admin_turns, admin_text, booked, output.objections)
-        self._narrative(output, data, booked=booked, cancelled=cancelled, admin_text=admin_text, specs=specs)
+        disposition = self._disposition(output, turns, booked=booked, cancelled=cancelled)
+        output.criteria = self._score(specs, data, turns, admin_turns, admin_text, booked, output.objections, disposition)
+        self._narrative(output, data, booked=booked, disposition=disposition, admin_text=admin_text, specs=specs)
         return output
+
+    @staticmethod
+    def _known_type_reason(data: AnalysisInput) -> str:
+        if data.call_type == CallType.OUTBOUND:
+            purpose = " ".join(data.purpose.split())[:200]
+            return "Исходящий звонок ИИ-ассистента" + (f": {purpose}" if purpose else "")
+        return CALL_TYPE_LABELS_RU.get(data.call_type, data.call_type)
 
     # --- classification -------------------------------------------------------------------------
     def _classify(self, data: AnalysisInput, admin: str, patient: str, text: str) -> tuple[str, str]:
@@ -154,8 +171,9 @@ class RuleEngine:
         admin: str,
         booked: bool,
         objections: list[Objection],
+        disposition: str = "",
     ) -> list[CriterionResult]:
-        builtin = self._builtin_scores(data, turns, admin_turns, admin, booked, objections)
+        builtin = self._builtin_scores(data, turns, admin_turns, admin, booked, objections, disposition)
         results = []
         for spec in specs:
             applicable = not (
@@ -181,6 +199,7 @@ class RuleEngine:
         admin: str,
         booked: bool,
         objections: list[Objection],
+        disposition: str = "",
     ) -> dict[str, tuple[int, str]]:
         first_raw = admin_turns[0].text if admin_turns else ""
         first = normalise(first_raw)
@@ -245,10 +264,29 @@ class RuleEngine:
             ),
             "reason_stated": (10 if reason else 0, "Причина звонка названа" if reason else "Причина звонка не названа"),
         }
+        scores["purpose_stated"] = self._purpose_stated(data, turns, admin)
+        goal = {"booked": 10, "confirmed": 10, "callback_agreed": 5, "thinking": 5}.get(disposition, 0)
+        scores["goal_reached"] = (
+            goal,
+            {10: "Цель звонка достигнута", 5: "Цель достигнута частично"}.get(goal, "Цель звонка не достигнута"),
+        )
         if objections:
             handled = sum(o.handled for o in objections)
             scores["objections"] = (round(10 * handled / len(objections)), f"Отработано возражений: {handled} из {len(objections)}")
         return scores
+
+    @staticmethod
+    def _purpose_stated(data: AnalysisInput, turns: list[Turn], admin: str) -> tuple[int, str]:
+        """10: the purpose is stated before the other side says anything (a purpose phrase or the goal's
+        own words); 5: only later (e.g. after "who is this?"); 0: never."""
+        goal_stems = tuple(w[:5] + "*" for w in normalise(data.purpose).split() if len(w) >= 6)[:12]
+        first_reply = next((i for i, t in enumerate(turns) if t.role == PATIENT), len(turns))
+        opening = normalise(" ".join(t.text for t in turns[:first_reply] if t.role == ADMIN))
+        if matches(opening, PURPOSE_PHRASES) or (goal_stems and len(matches(opening, goal_stems)) >= 2):
+            return 10, "Цель звонка названа в начале разговора"
+        if matches(admin, PURPOSE_PHRASES):
+            return 5, "Цель звонка названа не сразу"
+        return 0, "Цель звонка не названа"
 
     @staticmethod
     def _admin_interruptions(turns: list[Turn]) -> int:
@@ -307,22 +345,23 @@ class RuleEngine:
                 return True
         return False
 
+    def _disposition(self, out: AnalysisOutput, turns: list[Turn], *, booked: bool, cancelled: bool) -> str:
+        if booked:
+            return "confirmed" if out.call_type == CallType.CONFIRMATION else "booked"
+        if cancelled:
+            return "cancelled"
+        if any(o.key == "not_relevant" for o in out.objections):
+            return "lost"
+        if self._contact_agreed(turns):
+            return "callback_agreed"
+        if out.objections:
+            return "thinking" if any(o.handled for o in out.objections) else "lost"
+        return "info"
+
     def _narrative(
-        self, out: AnalysisOutput, data: AnalysisInput, *, booked: bool, cancelled: bool, admin_text: str, specs
+        self, out: AnalysisOutput, data: AnalysisInput, *, booked: bool, disposition: str, admin_text: str, specs
     ) -> None:
         turns = [t for t in data.turns if t.text.strip()]
-        if booked:
-            disposition = "confirmed" if out.call_type == CallType.CONFIRMATION else "booked"
-        elif cancelled:
-            disposition = "cancelled"
-        elif any(o.key == "not_relevant" for o in out.objections):
-            disposition = "lost"
-        elif self._contact_agreed(turns):
-            disposition = "callback_agreed"
-        elif out.objections:
-            disposition = "thinking" if any(o.handled for o in out.objections) else "lost"
-        else:
-            disposition = "info"
         interest = {"booked": "high", "confirmed": "high", "lost": "low", "cancelled": "low"}.get(disposition, "medium")
         out.disposition, out.interest, out.crm_status = disposition, interest, CRM_STATUS_BY_DISPOSITION[disposition]
 
@@ -330,6 +369,8 @@ class RuleEngine:
         if data.direction == "inbound":
             request = next((t.text for t in turns if t.role == PATIENT and len(t.text.split()) >= 4), "")
             summary = f"{label}. Пациент: «{request[:200]}»" if request else f"{label}."
+        elif out.call_type == CallType.OUTBOUND:
+            summary = f"{out.call_type_reason}."
         else:
             summary = f"{label}: {out.call_type_reason.lower()}."
         if out.objections:

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from analysis.engines import AnalysisInput, AnalysisOutput, Turn, engine_config_for, get_engine
 from analysis.metrics import conversation_metrics
-from analysis.models import Analysis
+from analysis.models import AI_CALL_TYPES, Analysis, CallType
 from analysis.scoring import finalise
 from analysis.selectors import scorecard_specs
 from analysis.services.scorecards import scorecard_ensure_default
@@ -18,6 +18,16 @@ from calls.pipeline import StageError, StepResult
 WEEKDAYS_RU = ("пн", "вт", "ср", "чт", "пт", "сб", "вс")
 # Booking facts that outrank the transcript: the CRM's, and an operator's correction.
 AUTHORITATIVE_BOOKING = (Call.BookedSource.CRM, Call.BookedSource.MANUAL)
+
+
+def _outbound_purpose(call: Call) -> str:
+    """The goal an outbound AI call was given (its purpose, else the start of its prompt)."""
+    from calls.models import OutboundCall
+
+    outbound = OutboundCall.objects.filter(call=call).only("purpose", "prompt", "greeting").first()
+    if outbound is None:
+        return ""
+    return (outbound.purpose or outbound.prompt[:500] or outbound.greeting[:300]).strip()
 
 
 def analysis_input_for(call: Call, transcript: Transcript, *, scorecards=None) -> AnalysisInput:
@@ -41,6 +51,8 @@ def analysis_input_for(call: Call, transcript: Transcript, *, scorecards=None) -
         administrator_name=call.administrator.name if call.administrator_id else "",
         traffic_source=call.traffic_source,
         lead_processing_minutes=call.lead_processing_minutes,
+        call_type=CallType.OUTBOUND if call.source == Call.Source.OUTBOUND else "",
+        purpose=_outbound_purpose(call) if call.source == Call.Source.OUTBOUND else "",
     )
 
 
@@ -92,6 +104,8 @@ def call_analyse(call: Call) -> StepResult:
     if transcript is None or not transcript.utterances:
         raise StageError("No transcript to analyse")
     scorecard_ensure_default(call.clinic)
+    if call.source == Call.Source.OUTBOUND:
+        scorecard_ensure_default(call.clinic, call_types=AI_CALL_TYPES)
     config = engine_config_for(call.clinic)
     data = analysis_input_for(call, transcript)
     output = get_engine(config).analyse(data)

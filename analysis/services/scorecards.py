@@ -88,15 +88,16 @@ def _create_criteria(scorecard: Scorecard, rows: list[dict]) -> None:
     )
 
 
-def scorecard_ensure_default(clinic: Clinic, *, actor: str = "system") -> int:
-    """Give ``clinic`` the default scorecard for every scored call type it lacks. Idempotent.
+def scorecard_ensure_default(clinic: Clinic, *, actor: str = "system", call_types=SCORED_CALL_TYPES) -> int:
+    """Give ``clinic`` the default scorecard for every call type in ``call_types`` it lacks. Idempotent.
 
     Returns how many scorecards were created. Safe under concurrency: a scorecard another process
-    created first is left alone.
+    created first is left alone. The outbound AI scorecard (``AI_CALL_TYPES``) is seeded only when a
+    clinic's first AI call is analysed.
     """
     existing = set(Scorecard.objects.filter(clinic=clinic).values_list("call_type", flat=True))
     created = 0
-    for call_type in SCORED_CALL_TYPES:
+    for call_type in call_types:
         if call_type in existing:
             continue
         try:

@@ -24,6 +24,10 @@ class MetricsQuerySerializer(serializers.Serializer):
     direction = serializers.ChoiceField(
         choices=[*Call.Direction.choices, ("both", _("Both"))], required=False, default="both"
     )
+    call_source = serializers.ChoiceField(
+        choices=Call.Source.choices, required=False, help_text=_("Where calls came from; outbound: AI calls.")
+    )
+    campaign = serializers.IntegerField(required=False, min_value=1, help_text=_("Outbound AI calls of one campaign."))
     group_by = serializers.ChoiceField(choices=[(g, g) for g in GROUPINGS], required=False)
 
     def validate(self, attrs):

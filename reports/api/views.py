@@ -11,6 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from calls.models import Campaign
 from clinics.models import Administrator, Clinic
 from medai.api import ClinicScopedMixin, resolve_clinic
 from medai.auth import clinic_ids_for
@@ -40,6 +41,12 @@ class _MetricsView(APIView):
                 admins = admins.filter(clinic_id__in=clinic_ids)
             if not admins.exists():
                 raise serializers.ValidationError({"administrator": [_("No such administrator in your clinics.")]})
+        if values.get("campaign"):
+            campaigns = Campaign.objects.filter(pk=values["campaign"])
+            if clinic_ids is not None:
+                campaigns = campaigns.filter(clinic_id__in=clinic_ids)
+            if not campaigns.exists():
+                raise serializers.ValidationError({"campaign": [_("No such campaign in your clinics.")]})
         date_to = values.get("date_to") or self._today(clinic, clinic_ids)
         date_from = values.get("date_from") or selectors.default_period(date_to)[0]
         if date_from > date_to:
@@ -53,6 +60,8 @@ class _MetricsView(APIView):
             traffic_source=values.get("source"),
             call_type=values.get("call_type"),
             direction=None if direction == "both" else direction,
+            call_source=values.get("call_source"),
+            campaign_id=values.get("campaign"),
         )
         period = {"clinic": clinic.pk if clinic else None, "date_from": date_from, "date_to": date_to, "direction": direction}
         return filters, {**period, "group_by": values.get("group_by")}

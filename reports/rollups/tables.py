@@ -51,7 +51,9 @@ BOOKED = Q(booked=True)
 # A talk that went somewhere: the patient booked, or showed at least some interest.
 INTERESTED = ANSWERED & (BOOKED | Q(analysis__interest__in=INTERESTED_LEVELS))
 
-METRIC_DIMENSIONS = ("clinic_id", "day", "administrator_id", "direction", "traffic_source", "call_type")
+METRIC_DIMENSIONS = (
+    "clinic_id", "day", "administrator_id", "direction", "traffic_source", "call_type", "call_source", "campaign_id",
+)
 METRIC_COLUMNS = (
     *METRIC_DIMENSIONS,
     "administrator_name",
@@ -87,6 +89,8 @@ def metrics_queryset(calls: QuerySet[Call], *, computed_at) -> QuerySet:
             "traffic_source",
             day=F("local_date"),
             call_type=Coalesce("analysis__call_type", Value("")),
+            call_source=F("source"),
+            campaign_id=F("outbound__campaign_id"),  # outbound AI calls of a campaign
         )
         .annotate(
             administrator_name=Coalesce(Max("administrator__name"), Value("")),

@@ -227,3 +227,31 @@ def test_rebuild_rollups_command(clinic_a, calls):
     assert "day(s) recomputed" in out.getvalue()
     with pytest.raises(CommandError):
         call_command("rebuild_rollups", "--clinic", "nope", stdout=StringIO(), verbosity=0)
+
+
+def test_a_rebuild_replaces_the_file_and_a_stale_worker_loses(clinic_a, calls, monkeypatch, django_capture_on_commit_callbacks):
+    from django.utils import timezone
+
+    report = services.report_request(clinic=clinic_a, kind="xlsx", date_from=DAY, date_to=DAY, enqueue=False)
+    assert services.report_build(report.pk) == "done"
+    first = Report.objects.get(pk=report.pk).file.name
+    Report.objects.filter(pk=report.pk).update(status="queued")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.report_build(report.pk) == "done"
+    second = Report.objects.get(pk=report.pk).file
+    assert second.name != first and not second.storage.exists(first)
+
+    # A worker whose claim went stale (another one took the report over) discards its file.
+    Report.objects.filter(pk=report.pk).update(status="queued")
+    real_render = services.report_render
+
+    def render_then_lose_the_claim(*, report, path):
+        real_render(report=report, path=path)
+        Report.objects.filter(pk=report.pk).update(started_at=timezone.now() + timedelta(seconds=5))
+
+    monkeypatch.setattr(services, "report_render", render_then_lose_the_claim)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.report_build(report.pk) == "lost_claim"
+    kept = Report.objects.get(pk=report.pk).file
+    assert kept.name == second.name and kept.storage.exists(kept.name)
+    assert len(list((Path(kept.storage.location) / "reports" / str(clinic_a.pk)).iterdir())) == 1

@@ -1,9 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from medai import views
+
+admin.site.site_header = "MedAI"
+admin.site.site_title = "MedAI"
+admin.site.index_title = _("Call intelligence for clinics")
 
 api_patterns = [
     path("health/", views.health, name="health"),

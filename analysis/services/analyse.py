@@ -90,11 +90,12 @@ def analysis_save(*, call: Call, output: AnalysisOutput, overall: Decimal | None
     }
     with transaction.atomic():
         analysis, _ = Analysis.objects.update_or_create(call=call, defaults=values)
-        # The CRM's booking fact (or an operator's correction) wins over the transcript's.
-        current = Call.objects.filter(pk=call.pk).values_list("booked_source", flat=True).first()
-        if current not in AUTHORITATIVE_BOOKING:
-            source = Call.BookedSource.TRANSCRIPT if output.booked is not None else Call.BookedSource.NONE
-            Call.objects.filter(pk=call.pk).update(booked=output.booked, booked_source=source)
+        # The CRM's booking fact (or an operator's correction) wins over the transcript's: one
+        # conditional UPDATE, so a CRM booking written meanwhile by the sync is never overwritten.
+        source = Call.BookedSource.TRANSCRIPT if output.booked is not None else Call.BookedSource.NONE
+        Call.objects.filter(pk=call.pk).exclude(booked_source__in=AUTHORITATIVE_BOOKING).update(
+            booked=output.booked, booked_source=source
+        )
     return analysis
 
 

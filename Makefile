@@ -39,7 +39,7 @@ lint: $(VENV)/.deps-dev
 
 test: $(VENV)/.deps-dev
 	$(BIN)/ruff check .
-	DEBUG=1 $(BIN)/python manage.py makemigrations --check --dry-run
+	DEBUG=1 DATABASE_URL=sqlite:///:memory: $(BIN)/python manage.py makemigrations --check --dry-run
 	@$(BIN)/pytest -n 2 -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest collected no tests"; exit 1; fi; exit $$rc
 

@@ -102,10 +102,10 @@ def test_log_redaction_hides_tokens_and_phones():
     from medai.logging import redact
 
     line = redact(
-        "GET https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw4/sendMessage "
+        "GET https://api.telegram.org/bot1234567:fake-token-for-tests-only-1111111111/sendMessage "
         "patient +7 916 123-45-67 api_key=abc123 Authorization: Bearer eyJhbGciOi.x.y"
     )
-    assert "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw4" not in line
+    assert "fake-token-for-tests-only-1111111111" not in line
     assert "916 123-45-67" not in line
     assert "abc123" not in line
     assert "eyJhbGciOi" not in line

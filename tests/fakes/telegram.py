@@ -29,7 +29,7 @@ from typing import Any
 
 from tests.fakes.base import FakeRequest, FakeServer, Response
 
-TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw1"  # the shape of a real token
+TOKEN = "1234567:fake-token-for-tests-only-0000000000"  # shaped like a token, obviously fake
 BOT_USER = {
     "id": 123456789,
     "is_bot": True,

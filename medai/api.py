@@ -41,3 +41,15 @@ def resolve_clinic(user, clinic_id: int | None):
     if ids is not None and clinic_id not in ids:
         raise exceptions.NotFound(_("No such clinic."))
     return get_object_or_404(Clinic, pk=clinic_id, is_active=True)
+
+
+def resolve_administrator(clinic, administrator_id: int | None):
+    """The clinic's administrator with this id (None when not given); a 400 if it is not theirs."""
+    if not administrator_id:
+        return None
+    from clinics.models import Administrator
+
+    administrator = Administrator.objects.filter(clinic=clinic, pk=administrator_id).first()
+    if administrator is None:
+        raise exceptions.ValidationError({"administrator": [_("No such administrator in this clinic.")]})
+    return administrator

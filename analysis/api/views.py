@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
@@ -17,8 +17,7 @@ from analysis.api.serializers import (
     ScorecardVersionSerializer,
 )
 from analysis.models import PeriodSummary, Scorecard
-from clinics.models import Administrator
-from medai.api import ClinicScopedMixin, resolve_clinic
+from medai.api import ClinicScopedMixin, resolve_administrator, resolve_clinic
 from medai.auth import StaffWritesOnly, clinic_ids_for
 
 
@@ -107,11 +106,7 @@ class PeriodSummaryViewSet(ClinicScopedMixin, mixins.ListModelMixin, mixins.Retr
         data.is_valid(raise_exception=True)
         values = data.validated_data
         clinic = resolve_clinic(request.user, values.get("clinic"))
-        administrator = None
-        if values.get("administrator"):
-            administrator = Administrator.objects.filter(clinic=clinic, pk=values["administrator"]).first()
-            if administrator is None:
-                raise serializers.ValidationError({"administrator": [_("No such administrator in this clinic.")]})
+        administrator = resolve_administrator(clinic, values.get("administrator"))
         summary = services.period_summary_generate(
             clinic=clinic, kind=values["kind"], day=values["date"], administrator=administrator
         )

@@ -18,8 +18,7 @@ from calls.api.serializers import (
     ReprocessSerializer,
 )
 from calls.models import Call, Stage
-from clinics.models import Administrator
-from medai.api import ClinicScopedMixin, resolve_clinic
+from medai.api import ClinicScopedMixin, resolve_administrator, resolve_clinic
 from medai.auth import clinic_ids_for
 
 
@@ -87,11 +86,7 @@ class CallViewSet(ClinicScopedMixin, mixins.ListModelMixin, mixins.RetrieveModel
         data.is_valid(raise_exception=True)
         values = data.validated_data
         clinic = resolve_clinic(request.user, values.get("clinic"))
-        administrator = None
-        if values.get("administrator"):
-            administrator = Administrator.objects.filter(clinic=clinic, pk=values["administrator"]).first()
-            if administrator is None:
-                raise serializers.ValidationError({"administrator": [_("No such administrator in this clinic.")]})
+        administrator = resolve_administrator(clinic, values.get("administrator"))
         audio = values.get("audio")
         if audio is not None and audio.size > settings.MAX_AUDIO_BYTES:
             raise serializers.ValidationError(

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from calls.models import Campaign
 from clinics.models import Administrator, Clinic
-from medai.api import ClinicScopedMixin, resolve_clinic
+from medai.api import ClinicScopedMixin, resolve_administrator, resolve_clinic
 from medai.auth import clinic_ids_for
 from reports import selectors, services
 from reports.api.serializers import (
@@ -137,11 +137,7 @@ class ReportViewSet(
         data.is_valid(raise_exception=True)
         values = data.validated_data
         clinic = resolve_clinic(request.user, values.get("clinic"))
-        administrator = None
-        if values.get("administrator"):
-            administrator = Administrator.objects.filter(clinic=clinic, pk=values["administrator"]).first()
-            if administrator is None:
-                raise serializers.ValidationError({"administrator": [_("No such administrator in this clinic.")]})
+        administrator = resolve_administrator(clinic, values.get("administrator"))
         report = services.report_request(
             clinic=clinic,
             kind=values["kind"],

@@ -80,6 +80,14 @@ def _digest(payload: bytes) -> str:
 ROLE_VALUES = {choice.value for choice in Transcript.Role}
 
 
+def words_as_dicts(words) -> list[dict]:
+    return [{"text": w.text, "start": w.start, "end": w.end, "speaker": w.speaker, "kind": w.kind} for w in words]
+
+
+def utterances_as_dicts(utterances) -> list[dict]:
+    return [{"speaker": u.speaker, "start": round(u.start, 2), "end": round(u.end, 2), "text": u.text} for u in utterances]
+
+
 def parse_transcript(payload: Any) -> tuple[list[dict], list[dict]]:
     """Validate an imported transcript. Returns (words, utterances).
 
@@ -97,13 +105,7 @@ def parse_transcript(payload: Any) -> tuple[list[dict], list[dict]]:
             raise ValidationError(_("Invalid ElevenLabs transcript: %(error)s") % {"error": exc}) from exc
         if not words:
             raise ValidationError(_("The transcript has no words."))
-        utterances = [
-            {"speaker": u.speaker, "start": u.start, "end": u.end, "text": u.text} for u in build_utterances(words)
-        ]
-        word_dicts = [
-            {"text": w.text, "start": w.start, "end": w.end, "speaker": w.speaker, "kind": w.kind} for w in words
-        ]
-        return word_dicts, utterances
+        return words_as_dicts(words), utterances_as_dicts(build_utterances(words))
     items = payload.get("utterances") if isinstance(payload, dict) else payload
     if not isinstance(items, list) or not items:
         raise ValidationError(

@@ -9,7 +9,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import transaction
 
-from calls.diarization import assign_roles, build_utterances
+from calls.diarization import build_utterances
 from calls.models import Call, Recording, SkipReason, Transcript
 from calls.pipeline import SkipCall, StageError, StepResult
 from clinics.models import Clinic
@@ -108,36 +108,19 @@ def _transcribe_with(call: Call, transcriber: Transcriber) -> StepResult:
 
 
 def transcript_save(*, call: Call, result: TranscriptionResult, billed_seconds: float) -> Transcript:
-    utterances = build_utterances(result.words)
-    admin_names = list(call.clinic.administrators.values_list("name", flat=True))
-    assignment = assign_roles(utterances, direction=call.direction, clinic_name=call.clinic.name, admin_names=admin_names)
-    existing = Transcript.objects.filter(call=call).first()
-    roles = existing.roles if existing and existing.roles_overridden else assignment.roles
-    transcript, _ = Transcript.objects.update_or_create(
-        call=call,
-        defaults={
-            "words": [
-                {"text": w.text, "start": w.start, "end": w.end, "speaker": w.speaker, "kind": w.kind} for w in result.words
-            ],
-            "utterances": [
-                {
-                    "speaker": u.speaker,
-                    "role": roles.get(u.speaker, Transcript.Role.OTHER),
-                    "start": round(u.start, 2),
-                    "end": round(u.end, 2),
-                    "text": u.text,
-                }
-                for u in utterances
-            ],
-            "roles": roles,
-            "role_confidence": 1.0 if existing and existing.roles_overridden else assignment.confidence,
-            "text": result.text,
-            "language": result.language or "",
-            "provider": result.provider,
-            "model": result.model,
-            "billed_seconds": billed_seconds,
-            "cost": transcription_cost(billed_seconds),
-            "request_id": result.request_id or "",
-        },
-    )
+    """Store the provider's words and utterances; roles as for any transcript (a manual override stays)."""
+    from calls.services import transcript_assign_roles, utterances_as_dicts, words_as_dicts
+
+    transcript = Transcript.objects.filter(call=call).first() or Transcript(call=call)
+    transcript.words = words_as_dicts(result.words)
+    transcript.utterances = utterances_as_dicts(build_utterances(result.words))
+    transcript_assign_roles(transcript, call=call)
+    transcript.text = result.text
+    transcript.language = result.language or ""
+    transcript.provider = result.provider
+    transcript.model = result.model
+    transcript.billed_seconds = billed_seconds
+    transcript.cost = transcription_cost(billed_seconds)
+    transcript.request_id = result.request_id or ""
+    transcript.save()
     return transcript

@@ -11,14 +11,14 @@ from analysis.engines import ENGINE_CHOICES
 @register()
 def analysis_settings_check(app_configs, **kwargs):
     problems = []
-    engine = getattr(settings, "ANALYSIS_ENGINE", "auto")
+    engine = settings.ANALYSIS_ENGINE
     if engine not in ENGINE_CHOICES:
         problems.append(
             Error(f"ANALYSIS_ENGINE must be one of {', '.join(ENGINE_CHOICES)}, got {engine!r}", id="analysis.E001")
         )
-    if engine == "llm" and not (getattr(settings, "OPENAI_BASE_URL", "") and getattr(settings, "OPENAI_MODEL", "")):
+    if engine == "llm" and not (settings.OPENAI_BASE_URL and settings.OPENAI_MODEL):
         problems.append(Error("ANALYSIS_ENGINE=llm needs OPENAI_BASE_URL and OPENAI_MODEL", id="analysis.E002"))
-    if engine == "llm" and not getattr(settings, "OPENAI_API_KEY", ""):
+    if engine == "llm" and not settings.OPENAI_API_KEY:
         problems.append(
             Warning(
                 "ANALYSIS_ENGINE=llm without OPENAI_API_KEY: fine for a self-hosted server without auth only",

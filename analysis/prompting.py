@@ -35,7 +35,7 @@ def _clock(seconds: float) -> str:
 def transcript_text(data: AnalysisInput) -> str:
     lines = [f"[{_clock(t.start)}] {ROLE_LABELS.get(t.role, t.role)}: {t.text.strip()}" for t in data.turns if t.text.strip()]
     text = "\n".join(lines)
-    limit = int(getattr(settings, "LLM_MAX_TRANSCRIPT_CHARS", 60000))
+    limit = int(settings.LLM_MAX_TRANSCRIPT_CHARS)
     if len(text) > limit:
         half = limit // 2
         text = text[:half] + "\n[… середина разговора пропущена …]\n" + text[-half:]

@@ -27,7 +27,7 @@ SCHEDULES: list[PeriodicTask] = [
     PeriodicTask(
         "amocrm-sync",
         "calls.amocrm.tasks.sync_due_connections",
-        minutes=int(getattr(settings, "AMOCRM_SYNC_INTERVAL_MINUTES", 5)),
+        minutes=int(settings.AMOCRM_SYNC_INTERVAL_MINUTES),
     ),
     # Recompute the BI roll-ups of the days the pipeline touched since the last run.
     PeriodicTask("reports-rollups-refresh", "reports.tasks.refresh_rollups", minutes=1),

@@ -27,7 +27,7 @@ _PLACEHOLDER = "TOKEN"
 
 
 def link_max_age() -> int:
-    return int(getattr(settings, "REPORT_LINK_MAX_AGE", 30 * 24 * 3600))
+    return int(settings.REPORT_LINK_MAX_AGE)
 
 
 class CallLinkSigner(signing.TimestampSigner):

@@ -91,7 +91,7 @@ def report_requeue(report: Report) -> bool:
 def _stale_after() -> timedelta:
     # A worker that died mid-build leaves "running" behind; the broker re-delivers the task after
     # Q_CLUSTER["retry"], by which time the build has certainly been killed (timeout < retry).
-    return timedelta(seconds=int(getattr(settings, "Q_TIMEOUT", 600)) + 60)
+    return timedelta(seconds=int(settings.Q_TIMEOUT) + 60)
 
 
 def report_claim(report_id: int) -> bool:

@@ -131,10 +131,10 @@ def engine_config_for(clinic) -> EngineConfig:
     from analysis.models import ClinicAnalysisSettings
 
     own = ClinicAnalysisSettings.objects.filter(clinic=clinic).first() if clinic is not None else None
-    api_key = (own.llm_api_key if own else "") or getattr(settings, "OPENAI_API_KEY", "")
-    base_url = (own.llm_base_url if own else "") or getattr(settings, "OPENAI_BASE_URL", "")
-    model = (own.llm_model if own else "") or getattr(settings, "OPENAI_MODEL", "")
-    choice = own.engine if own and own.engine != "auto" else getattr(settings, "ANALYSIS_ENGINE", "auto")
+    api_key = (own.llm_api_key if own else "") or settings.OPENAI_API_KEY
+    base_url = (own.llm_base_url if own else "") or settings.OPENAI_BASE_URL
+    model = (own.llm_model if own else "") or settings.OPENAI_MODEL
+    choice = own.engine if own and own.engine != "auto" else settings.ANALYSIS_ENGINE
     if choice not in ENGINE_CHOICES:
         from django.core.exceptions import ImproperlyConfigured
 

@@ -122,9 +122,9 @@ class LLMEngine:
         self.api_key = api_key
         self.base_url = base_url
         self.model = model
-        self.max_tokens = int(getattr(settings, "LLM_MAX_OUTPUT_TOKENS", 4000))
+        self.max_tokens = int(settings.LLM_MAX_OUTPUT_TOKENS)
         # None leaves temperature out (reasoning models accept only their default).
-        self.temperature = getattr(settings, "LLM_TEMPERATURE", 0.0)
+        self.temperature = settings.LLM_TEMPERATURE
 
     def analyse(self, data: AnalysisInput) -> AnalysisOutput:
         usage = _Usage(model=self.model)

@@ -86,14 +86,14 @@ def _llm_recommendations(*, clinic: Clinic, figures: dict, scope: str, period: s
             user=render("summary_user.txt", context),
             schema_name="period_recommendations",
             json_schema=SUMMARY_SCHEMA,
-            max_tokens=int(getattr(settings, "LLM_MAX_OUTPUT_TOKENS", 4000)),
-            temperature=getattr(settings, "LLM_TEMPERATURE", 0.0),
+            max_tokens=int(settings.LLM_MAX_OUTPUT_TOKENS),
+            temperature=settings.LLM_TEMPERATURE,
         )
     cost = estimate_cost(
         result.prompt_tokens,
         result.completion_tokens,
-        Decimal(str(getattr(settings, "LLM_PRICE_INPUT_PER_1M", "0.15"))),
-        Decimal(str(getattr(settings, "LLM_PRICE_OUTPUT_PER_1M", "0.60"))),
+        Decimal(str(settings.LLM_PRICE_INPUT_PER_1M)),
+        Decimal(str(settings.LLM_PRICE_OUTPUT_PER_1M)),
     )
     lines = [line.strip() for line in result.data["recommendations"] if line and line.strip()][:5]
     usage = {"model": result.model, "prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens, "cost": cost}
@@ -161,7 +161,7 @@ def period_summaries_generate_due(*, now: datetime | None = None) -> int:
     started); a summary that exists for a closed period is never regenerated here.
     """
     now = now or timezone.now()
-    grace = timedelta(hours=float(getattr(settings, "PERIOD_SUMMARY_DELAY_HOURS", 2)))
+    grace = timedelta(hours=float(settings.PERIOD_SUMMARY_DELAY_HOURS))
     generated = 0
     for clinic in Clinic.objects.filter(is_active=True):
         local_now = now.astimezone(clinic.tz)

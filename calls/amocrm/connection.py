@@ -41,11 +41,11 @@ STATE_MAX_AGE = 3600  # seconds between clicking "connect" and amoCRM redirectin
 
 
 def rate_per_second() -> float:
-    return float(getattr(settings, "AMOCRM_RATE_PER_SECOND", 7.0))
+    return float(settings.AMOCRM_RATE_PER_SECOND)
 
 
 def refresh_margin() -> timedelta:
-    return timedelta(seconds=int(getattr(settings, "AMOCRM_TOKEN_REFRESH_MARGIN_SECONDS", 3600)))
+    return timedelta(seconds=int(settings.AMOCRM_TOKEN_REFRESH_MARGIN_SECONDS))
 
 
 class CrmUnavailable(Exception):

@@ -66,7 +66,7 @@ Progress = Callable[[str, int, int], None]
 
 
 def overlap() -> timedelta:
-    return timedelta(minutes=int(getattr(settings, "AMOCRM_SYNC_OVERLAP_MINUTES", 10)))
+    return timedelta(minutes=int(settings.AMOCRM_SYNC_OVERLAP_MINUTES))
 
 
 def lease_duration() -> timedelta:
@@ -372,7 +372,7 @@ def amocrm_sync_range(
 
 def incremental_window(connection: CrmConnection, now: datetime) -> tuple[datetime, datetime]:
     if connection.sync_cursor is None:
-        days = int(getattr(settings, "AMOCRM_SYNC_INITIAL_DAYS", 1))
+        days = int(settings.AMOCRM_SYNC_INITIAL_DAYS)
         first_day = local_now(connection.clinic.time_zone).date() - timedelta(days=days)
         cursor = day_bounds(first_day, connection.clinic.time_zone)[0]
     else:

@@ -9,7 +9,7 @@ from django.core.checks import Error, Warning, register
 @register()
 def voximplant_settings_check(app_configs, **kwargs):
     problems = []
-    path = getattr(settings, "VOXIMPLANT_SERVICE_ACCOUNT_FILE", "")
+    path = settings.VOXIMPLANT_SERVICE_ACCOUNT_FILE
     if path:
         from medai.integrations.voximplant import load_service_account
 

@@ -161,7 +161,7 @@ def llm_reply(call: OutboundCall, config: ChatConfig, text: str, transcript: Seq
             schema_name="call_turn",
             json_schema=REPLY_SCHEMA,
             max_tokens=300,
-            temperature=getattr(settings, "LLM_TEMPERATURE", 0.0),
+            temperature=settings.LLM_TEMPERATURE,
         )
     reply = " ".join(str(result.data.get("reply", "")).split())[:MAX_REPLY_CHARS]
     if not reply:

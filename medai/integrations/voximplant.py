@@ -387,13 +387,13 @@ class VoximplantClient:
         """Build from ``VOXIMPLANT_*`` settings (service-account file wins over the API key)."""
         from django.conf import settings
 
-        options: dict[str, Any] = {"account_id": getattr(settings, "VOXIMPLANT_ACCOUNT_ID", "")}
-        sa_file = getattr(settings, "VOXIMPLANT_SERVICE_ACCOUNT_FILE", "")
+        options: dict[str, Any] = {"account_id": settings.VOXIMPLANT_ACCOUNT_ID}
+        sa_file = settings.VOXIMPLANT_SERVICE_ACCOUNT_FILE
         if sa_file:
             options["service_account"] = load_service_account(sa_file)
         else:
-            options["api_key"] = getattr(settings, "VOXIMPLANT_API_KEY", "") or None
-        base_url = getattr(settings, "VOXIMPLANT_BASE_URL", "")
+            options["api_key"] = settings.VOXIMPLANT_API_KEY or None
+        base_url = settings.VOXIMPLANT_BASE_URL
         if base_url:
             options["base_url"] = base_url
         options.update(overrides)

@@ -170,7 +170,7 @@ def _period_recommendations(data, st) -> list:
 
 
 def _call_recommendations(data, st) -> list:
-    limit = int(getattr(settings, "REPORT_PDF_MAX_CALLS", 200))
+    limit = int(settings.REPORT_PDF_MAX_CALLS)
     story: list = [PageBreak(), _p(_("Calls: recommendations"), st["h2"])]
     total = data.calls_with_recommendations
     if total > limit:

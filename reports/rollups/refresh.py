@@ -178,7 +178,7 @@ def rollups_rebuild(
 
 def rollups_rebuild_recent(*, days: int | None = None) -> RollupCounts:
     """The nightly pass: each active clinic's last ``ROLLUP_REBUILD_DAYS`` days (clinic time)."""
-    days = days or int(getattr(settings, "ROLLUP_REBUILD_DAYS", 35))
+    days = days or int(settings.ROLLUP_REBUILD_DAYS)
     total = RollupCounts()
     for clinic in Clinic.objects.filter(is_active=True).order_by("pk"):
         today = timezone.now().astimezone(clinic.tz).date()
